@@ -1,0 +1,9 @@
+/** Tests are TypeScript, run through ts-jest (CommonJS). The custom environment shares the
+ * typed-array constructors with the outer realm so onnxruntime-node accepts our tensors. */
+module.exports = {
+  preset: 'ts-jest',
+  testEnvironment: '<rootDir>/test/helpers/node-environment.js',
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testTimeout: 120000,
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }] },
+};

@@ -1,0 +1,41 @@
+// 2-D convolution, NCHW, grouped (depthwise included), with strides, explicit pads and dilations.
+// 1-D convolutions are run as 2-D with H = 1. The weight layout is ONNX's [M, C/group, KH, KW].
+// Output: y[n, m, oh, ow] = bias[m] + Σ x[n, g·Cg + c, oh·sh − pt + kh·dh, ow·sw − pl + kw·dw] · w[m, c, kh, kw]
+// with zero padding outside the input.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/isa.h"
+
+namespace packptq {
+
+struct ConvShape {
+  int N = 1, C = 1, H = 1, W = 1;       // input
+  int M = 1;                            // output channels
+  int KH = 1, KW = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int dil_h = 1, dil_w = 1;
+  int group = 1;
+  int OH() const { return (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1; }
+  int OW() const { return (W + pad_left + pad_right - dil_w * (KW - 1) - 1) / stride_w + 1; }
+};
+
+// One call, no preparation: the reference path and the one benchmarks use for "unprepared" numbers.
+void conv2d(Isa isa, const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int threads);
+
+// A convolution prepared once for fixed shape and weights (weights re-laid-out, scratch sized), then
+// run many times. The executor uses this; `weights` must stay valid and unchanged while it lives
+// unless update_weights() is called.
+class PreparedConv {
+ public:
+  virtual ~PreparedConv() = default;
+  virtual void run(const float* x, float* y, int threads) = 0;
+  virtual void update_weights(const float* w, const float* bias) = 0;
+};
+
+std::unique_ptr<PreparedConv> prepare_conv(Isa isa, const ConvShape& s, const float* w, const float* bias);
+
+}  // namespace packptq
