@@ -1,0 +1,104 @@
+/**
+ * A loaded model: the decoded graph plus native Programs compiled on demand for each batch size
+ * (shapes are concrete inside a Program, so each batch size is its own Program; they are cached).
+ */
+import * as path from 'path';
+import { BadOptionError, ShapeMismatchError, UnsupportedModelError, expected } from '../errors';
+import { Graph, Tensor, ValueInfo } from '../graph/ir';
+import { importGraph } from '../graph/import';
+import { checkSupported, specialize } from '../graph/specialize';
+import { decodeModel, loadModelFile } from '../onnx/decode';
+import { OnnxModel } from '../onnx/schema';
+import { lower } from './lower';
+import { NativeProgram } from './program';
+
+export interface CompileOptions {
+  /** Threads inside the kernels (default 1). */
+  threads?: number;
+  /** Force an instruction set: 'scalar' | 'avx2' | 'avx512' (default: best available, or PACKPTQ_SIMD). */
+  isa?: string;
+}
+
+export class Model {
+  readonly graph: Graph;
+  readonly input: ValueInfo;
+  readonly output: ValueInfo;
+  private readonly programs = new Map<string, NativeProgram>();
+
+  private constructor(readonly file: string, readonly onnx: OnnxModel) {
+    this.graph = importGraph(onnx, file);
+    checkSupported(this.graph);
+    const inputs = this.graph.inputs.filter((v) => !this.graph.initializers.has(v.name));
+    if (inputs.length !== 1) throw new UnsupportedModelError(`${file}: packptq runs models with exactly one data input, this one has ${inputs.length} (${inputs.map((v) => v.name).join(', ')})`);
+    if (this.graph.outputs.length < 1) throw new UnsupportedModelError(`${file}: the model has no outputs`);
+    this.input = inputs[0];
+    this.output = this.graph.outputs[0];
+    if (!this.input.shape || this.input.shape.length < 1) throw new UnsupportedModelError(`${file}: input "${this.input.name}" has no declared shape`);
+  }
+
+  static load(file: string): Model {
+    return new Model(file, loadModelFile(file));
+  }
+
+  static fromBytes(bytes: Uint8Array, name = '<bytes>'): Model {
+    return new Model(name, decodeModel(bytes, name));
+  }
+
+  get name(): string {
+    return path.basename(this.file);
+  }
+
+  /** The shape of one sample (the input shape without its leading batch dim). */
+  get sampleShape(): (number | string)[] {
+    return this.input.shape!.slice(1);
+  }
+
+  /** The concrete input shape for a batch, checking that the non-batch dims are fixed. */
+  inputShapeFor(batch: number): number[] {
+    if (!Number.isInteger(batch) || batch < 1) throw expected('a positive integer', 'batch', batch);
+    const rest = this.sampleShape;
+    if (rest.some((d) => typeof d !== 'number'))
+      throw new ShapeMismatchError(`${this.file}: input "${this.input.name}" has symbolic non-batch dims [${this.input.shape!.join(',')}]`);
+    const b0 = this.input.shape![0];
+    if (typeof b0 === 'number' && b0 !== batch)
+      throw new ShapeMismatchError(`${this.file}: input "${this.input.name}" has a fixed batch of ${b0}; cannot run batch ${batch}`);
+    return [batch, ...(rest as number[])];
+  }
+
+  /** The Program for a batch size, compiled on first use. */
+  program(batch: number, opts: CompileOptions = {}): NativeProgram {
+    const threads = opts.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw expected('a positive integer', 'threads', threads);
+    const key = `${batch}/${opts.isa ?? ''}`;
+    let p = this.programs.get(key);
+    if (!p) {
+      const s = specialize(this.graph, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
+      p = new NativeProgram({ ...lower(s), isa: opts.isa, threads }, this.file);
+      this.programs.set(key, p);
+    }
+    p.setThreads(threads);
+    return p;
+  }
+
+  /** Runs one batch synchronously; returns the first output. */
+  runSync(input: Float32Array, batch: number, opts: CompileOptions = {}): Float32Array {
+    this.checkInput(input, batch);
+    return this.program(batch, opts).runSync([input])[0];
+  }
+
+  /** Runs one batch on a worker thread; returns the first output. */
+  async run(input: Float32Array, batch: number, opts: CompileOptions = {}): Promise<Float32Array> {
+    this.checkInput(input, batch);
+    return (await this.program(batch, opts).run([input]))[0];
+  }
+
+  private checkInput(input: Float32Array, batch: number): void {
+    if (!(input instanceof Float32Array)) throw new BadOptionError(`Expected a Float32Array for input but received ${typeof input}`);
+    const shape = this.inputShapeFor(batch);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (input.length !== n)
+      throw new ShapeMismatchError(`${this.file}: input "${this.input.name}" [${shape.join(',')}] needs ${n} values, received ${input.length}`);
+  }
+}
+
+export type { Tensor };

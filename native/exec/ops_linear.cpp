@@ -1,0 +1,192 @@
+// Conv, Gemm and MatMul: the ops that carry almost all of a network's arithmetic, thin layers over
+// the GEMM and convolution kernels. Constant weights are prepared (re-laid-out) once at creation.
+#include <algorithm>
+#include <cstring>
+
+#include "core/parallel.h"
+#include "exec/op.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
+
+namespace packptq {
+namespace {
+
+class ConvOp : public Op {
+ public:
+  explicit ConvOp(const OpInit& in) : isa_(in.isa) {
+    const Shape& x = in.in_shapes[0];
+    const Shape& w = in.in_shapes[1];
+    if (x.size() != 4 || w.size() != 4) in.fail_shape("expects 4-D input and weight, got " + shape_str(x) + " and " + shape_str(w));
+    auto k = in.attrs.ints("kernel"), st = in.attrs.ints("strides"), p = in.attrs.ints("pads"), d = in.attrs.ints("dilations");
+    if (k.size() != 2 || st.size() != 2 || p.size() != 4 || d.size() != 2) in.fail_shape("malformed conv attributes");
+    s_.N = x[0]; s_.C = x[1]; s_.H = x[2]; s_.W = x[3];
+    s_.M = w[0]; s_.KH = w[2]; s_.KW = w[3];
+    s_.stride_h = st[0]; s_.stride_w = st[1];
+    s_.pad_top = p[0]; s_.pad_left = p[1]; s_.pad_bottom = p[2]; s_.pad_right = p[3];
+    s_.dil_h = d[0]; s_.dil_w = d[1];
+    s_.group = in.attrs.i("group", 1);
+    if (s_.group < 1 || s_.C % s_.group || s_.M % s_.group || w[1] != s_.C / s_.group)
+      in.fail_shape("input " + shape_str(x) + " and weight " + shape_str(w) + " do not fit group " + std::to_string(s_.group));
+    if (s_.stride_h < 1 || s_.stride_w < 1 || s_.dil_h < 1 || s_.dil_w < 1) in.fail_shape("strides and dilations must be >= 1");
+    if (k[0] != s_.KH || k[1] != s_.KW) in.fail_shape("kernel_shape does not match the weight " + shape_str(w));
+    for (int64_t v : p)
+      if (v < 0) in.fail_unsupported("negative pads are not supported");
+    const Shape want{s_.N, s_.M, s_.OH(), s_.OW()};
+    if (s_.OH() < 1 || s_.OW() < 1 || in.out_shapes[0] != want)
+      in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " but the convolution gives " + shape_str(want));
+    has_bias_ = in.present.size() > 2 && in.present[2];
+    if (has_bias_ && numel(in.in_shapes[2]) != s_.M) in.fail_shape("bias must have " + std::to_string(s_.M) + " elements");
+    const bool const_w = in.const_data[1] != nullptr && (!has_bias_ || in.const_data[2] != nullptr);
+    if (const_w) prepared_ = prepare_conv(isa_, s_, in.const_data[1], has_bias_ ? in.const_data[2] : nullptr);
+  }
+  void run(const OpRun& r) override {
+    if (prepared_) prepared_->run(r.in[0], r.out[0], r.threads);
+    else conv2d(isa_, s_, r.in[0], r.in[1], has_bias_ ? r.in[2] : nullptr, r.out[0], r.threads);
+  }
+
+ private:
+  Isa isa_;
+  ConvShape s_;
+  bool has_bias_ = false;
+  std::unique_ptr<PreparedConv> prepared_;
+};
+
+// Y = alpha · op(A) · op(B) + beta · C, C broadcast to [M, N].
+class GemmOp : public Op {
+ public:
+  explicit GemmOp(const OpInit& in) : isa_(in.isa) {
+    const Shape& a = in.in_shapes[0];
+    const Shape& b = in.in_shapes[1];
+    if (a.size() != 2 || b.size() != 2) in.fail_shape("expects 2-D A and B, got " + shape_str(a) + " and " + shape_str(b));
+    ta_ = in.attrs.i("transA", 0) != 0;
+    tb_ = in.attrs.i("transB", 0) != 0;
+    alpha_ = static_cast<float>(in.attrs.f("alpha", 1.0));
+    beta_ = static_cast<float>(in.attrs.f("beta", 1.0));
+    M_ = ta_ ? a[1] : a[0];
+    K_ = ta_ ? a[0] : a[1];
+    N_ = tb_ ? b[0] : b[1];
+    const int64_t kb = tb_ ? b[1] : b[0];
+    if (kb != K_) in.fail_shape("inner dimensions differ: A " + shape_str(a) + ", B " + shape_str(b));
+    if (in.out_shapes[0] != Shape{M_, N_}) in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " should be [" + std::to_string(M_) + "," + std::to_string(N_) + "]");
+    has_c_ = in.present.size() > 2 && in.present[2];
+    if (has_c_) {
+      c_shape_ = in.in_shapes[2];
+      // Unidirectional broadcast of C to [M, N].
+      Shape c = c_shape_;
+      while (c.size() < 2) c.insert(c.begin(), 1);
+      if (c.size() != 2 || (c[0] != 1 && c[0] != M_) || (c[1] != 1 && c[1] != N_))
+        in.fail_shape("C " + shape_str(c_shape_) + " does not broadcast to [" + std::to_string(M_) + "," + std::to_string(N_) + "]");
+      c_rows_ = c[0];
+      c_cols_ = c[1];
+    }
+  }
+  void run(const OpRun& r) override {
+    float* y = r.out[0];
+    const int lda = ta_ ? M_ : K_, ldb = tb_ ? K_ : N_;
+    sgemm(isa_, ta_, tb_, M_, N_, K_, r.in[0], lda, r.in[1], ldb, y, N_, false, r.threads);
+    const int64_t total = M_ * N_;
+    if (alpha_ != 1.f)
+      for (int64_t i = 0; i < total; ++i) y[i] *= alpha_;
+    if (has_c_ && beta_ != 0.f) {
+      const float* c = r.in[2];
+      for (int64_t m = 0; m < M_; ++m) {
+        const float* crow = c + (c_rows_ == 1 ? 0 : m * c_cols_);
+        float* yrow = y + m * N_;
+        if (c_cols_ == 1)
+          for (int64_t n = 0; n < N_; ++n) yrow[n] += beta_ * crow[0];
+        else
+          for (int64_t n = 0; n < N_; ++n) yrow[n] += beta_ * crow[n];
+      }
+    }
+  }
+
+ private:
+  Isa isa_;
+  bool ta_ = false, tb_ = false, has_c_ = false;
+  float alpha_ = 1, beta_ = 1;
+  int64_t M_ = 0, N_ = 0, K_ = 0, c_rows_ = 1, c_cols_ = 1;
+  Shape c_shape_;
+};
+
+// numpy matmul: 1-D operands are promoted ([K] → [1,K] for A, [K,1] for B), leading dims broadcast.
+class MatMulOp : public Op {
+ public:
+  explicit MatMulOp(const OpInit& in) : isa_(in.isa) {
+    Shape a = in.in_shapes[0], b = in.in_shapes[1];
+    if (a.empty() || b.empty()) in.fail_shape("MatMul operands must have rank >= 1");
+    if (a.size() == 1) a.insert(a.begin(), 1);
+    if (b.size() == 1) b.push_back(1);
+    M_ = a[a.size() - 2];
+    K_ = a.back();
+    N_ = b.back();
+    if (b[b.size() - 2] != K_) in.fail_shape("inner dimensions differ: " + shape_str(in.in_shapes[0]) + " x " + shape_str(in.in_shapes[1]));
+    Shape ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+    const size_t r = std::max(ab.size(), bb.size());
+    while (ab.size() < r) ab.insert(ab.begin(), 1);
+    while (bb.size() < r) bb.insert(bb.begin(), 1);
+    batch_ = 1;
+    Shape out;
+    for (size_t i = 0; i < r; ++i) {
+      if (ab[i] != bb[i] && ab[i] != 1 && bb[i] != 1)
+        in.fail_shape("batch dimensions do not broadcast: " + shape_str(in.in_shapes[0]) + " x " + shape_str(in.in_shapes[1]));
+      out.push_back(std::max(ab[i], bb[i]));
+      batch_ *= out.back();
+    }
+    if (numel(in.out_shapes[0]) != batch_ * M_ * N_) in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " does not match");
+    // Offsets of each output batch into A and B under broadcasting.
+    a_off_.resize(batch_);
+    b_off_.resize(batch_);
+    std::vector<int64_t> idx(r, 0);
+    for (int64_t t = 0; t < batch_; ++t) {
+      int64_t ao = 0, bo = 0, as = 1, bs = 1;
+      for (int i = static_cast<int>(r) - 1; i >= 0; --i) {
+        if (ab[i] != 1) ao += idx[i] * as;
+        if (bb[i] != 1) bo += idx[i] * bs;
+        as *= ab[i];
+        bs *= bb[i];
+      }
+      a_off_[t] = ao * M_ * K_;
+      b_off_[t] = bo * K_ * N_;
+      for (int i = static_cast<int>(r) - 1; i >= 0; --i) {
+        if (++idx[i] < out[i]) break;
+        idx[i] = 0;
+      }
+    }
+    // A shared B with A's batches stored contiguously: one tall GEMM instead of many small ones
+    // (every Linear layer on token sequences).
+    fold_ = batch_ > 1;
+    for (int64_t t = 0; t < batch_ && fold_; ++t) fold_ = b_off_[t] == 0 && a_off_[t] == t * M_ * K_;
+  }
+  void run(const OpRun& r) override {
+    const float* A = r.in[0];
+    const float* B = r.in[1];
+    float* Y = r.out[0];
+    if (fold_ || batch_ == 1) {
+      sgemm(isa_, false, false, (fold_ ? batch_ : 1) * M_, N_, K_, A, K_, B, N_, Y, N_, false, r.threads);
+      return;
+    }
+    // Many small products (attention heads): split the batches over threads, one thread each.
+    parallel_for(batch_, r.threads, [&](int64_t b0, int64_t b1) {
+      for (int64_t t = b0; t < b1; ++t)
+        sgemm(isa_, false, false, M_, N_, K_, A + a_off_[t], K_, B + b_off_[t], N_, Y + t * M_ * N_, N_, false, 1);
+    });
+  }
+
+ private:
+  Isa isa_;
+  int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
+  bool fold_ = false;
+  std::vector<int64_t> a_off_, b_off_;
+};
+
+std::unique_ptr<Op> make_conv(const OpInit& in) { return std::make_unique<ConvOp>(in); }
+std::unique_ptr<Op> make_gemm(const OpInit& in) { return std::make_unique<GemmOp>(in); }
+std::unique_ptr<Op> make_matmul(const OpInit& in) { return std::make_unique<MatMulOp>(in); }
+
+}  // namespace
+
+PACKPTQ_REGISTER_OP("Conv", make_conv);
+PACKPTQ_REGISTER_OP("Gemm", make_gemm);
+PACKPTQ_REGISTER_OP("MatMul", make_matmul);
+
+}  // namespace packptq
