@@ -1,0 +1,62 @@
+/**
+ * The packptq command. Each subcommand parses and checks its options, calls the library, and prints
+ * either human-readable lines or (with --json) exactly one JSON object on stdout.
+ *
+ * Exit codes: 0 success; 1 the work failed (bad model, bad data, unsupported op, ...); 2 the
+ * command line itself is wrong (unknown command or option, bad option value).
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { PackPtqError } from '../errors';
+import { registerEval } from './eval';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+export function buildProgram(): Command {
+  const program = new Command('packptq')
+    .description('Post-training quantization of ONNX models on CPU (Pack-PTQ, BRECQ, QDrop, AdaRound).')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+  registerEval(program);
+  return program;
+}
+
+/** Numeric option parsers shared by the subcommands; they reject bad values before any work. */
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`Expected a positive integer for ${name} but received "${v}"`);
+    return n;
+  };
+}
+
+export function numberList(name: string) {
+  return (v: string): number[] => {
+    const parts = v.split(',').map((s) => s.trim());
+    const nums = parts.map(Number);
+    if (parts.some((s) => s === '') || nums.some((n) => !Number.isFinite(n)))
+      throw new InvalidArgumentError(`Expected comma-separated numbers for ${name} but received "${v}"`);
+    return nums;
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit "successfully" through the same path.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    if (err instanceof PackPtqError) {
+      process.stderr.write(`packptq: ${err.message} [${err.code}]\n`);
+      return err.code === 'BAD_OPTION' ? EXIT_USAGE : EXIT_FAILED;
+    }
+    process.stderr.write(`packptq: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return EXIT_FAILED;
+  }
+}
