@@ -64,7 +64,7 @@ const divide = (a: number, b: number) => a / b;
 function variadic(fn: (a: number, b: number) => number): OpDef {
   return {
     infer: (c) => ({ shapes: [broadcastShapes(c, c.inShapes.filter((s): s is number[] => !!s))], dtypes: [c.inTypes[0] ?? 'float32'] }),
-    fold: (c) => broadcastFold(c, c.inTypes[0] ?? 'float32', (...v) => v.reduce(fn)),
+    fold: (c) => broadcastFold(c, c.inTypes[0] ?? 'float32', (...v) => v.reduce((a, b) => fn(a, b))),
     foldOnly: true,
   };
 }
@@ -93,7 +93,12 @@ export const ELTWISE_OPS: Record<string, OpDef> = {
   Mul: binary((a, b) => a * b),
   Div: binary(divide),
   Pow: binary((a, b) => Math.pow(a, b)),
-  Mod: binary((a, b) => a - Math.floor(a / b) * b, false),
+  Mod: {
+    ...binary((a, b) => a - Math.floor(a / b) * b, false),
+    // fmod=1: the sign follows the dividend (C fmod, JavaScript %); fmod=0: it follows the divisor.
+    fold: (c) => broadcastFold(c, c.inTypes[0] ?? 'float32',
+      attrInt(c.node, 'fmod', 0) === 1 ? (a, b) => a % b : (a, b) => a - Math.floor(a / b) * b),
+  },
   Equal: compare((a, b) => a === b),
   Less: compare((a, b) => a < b),
   LessOrEqual: compare((a, b) => a <= b),

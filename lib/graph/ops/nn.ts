@@ -200,7 +200,7 @@ export const NN_OPS: Record<string, OpDef> = {
       const x = inShape(c, 0);
       for (let i = 1; i <= 4; i++)
         if (numel(inShape(c, i)) !== x[1]) shapeError(c, `input ${i} ${fmt(inShape(c, i))} should have ${x[1]} elements (channels of ${fmt(x)})`);
-      return same(c);
+      return { shapes: c.node.outputs.map((_, k) => (k === 0 ? x : [x[1]])), dtypes: c.node.outputs.map(() => 'float32') };
     },
     lower: (c) => {
       if (attrInt(c.node, 'training_mode', 0) !== 0 || c.node.outputs.length > 1)
