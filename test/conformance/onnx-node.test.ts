@@ -50,7 +50,8 @@ function runOne(dir: string): Outcome {
     runtimeInputs.forEach((v, i) => {
       const t = values[i];
       if (!t) return; // an omitted optional input
-      if (t.dtype !== 'float32' || mustBeConst.has(v.name)) constants.set(v.name, t);
+      const unread = !g.nodes.some((n) => n.inputs.includes(v.name));
+      if (t.dtype !== 'float32' || v.dtype !== 'float32' || mustBeConst.has(v.name) || unread) constants.set(v.name, t);
       else {
         inputShapes[v.name] = t.dims;
         feeds.push(t.data as Float32Array);
