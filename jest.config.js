@@ -5,5 +5,6 @@ module.exports = {
   testEnvironment: '<rootDir>/test/helpers/node-environment.js',
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 120000,
+  globalSetup: '<rootDir>/test/helpers/build-once.js',
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }] },
 };

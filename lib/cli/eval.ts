@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { loadDataset } from '../data/dataset';
 import { evaluate } from '../engine/evaluate';
 import { Model } from '../engine/model';
-import { numberList, positiveInt } from './main';
+import { numberList, positiveInt } from './options';
 
 export function registerEval(program: Command): void {
   program

@@ -5,7 +5,7 @@
  * Exit codes: 0 success; 1 the work failed (bad model, bad data, unsupported op, ...); 2 the
  * command line itself is wrong (unknown command or option, bad option value).
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { PackPtqError } from '../errors';
 import { registerEval } from './eval';
 
@@ -20,25 +20,6 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerEval(program);
   return program;
-}
-
-/** Numeric option parsers shared by the subcommands; they reject bad values before any work. */
-export function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`Expected a positive integer for ${name} but received "${v}"`);
-    return n;
-  };
-}
-
-export function numberList(name: string) {
-  return (v: string): number[] => {
-    const parts = v.split(',').map((s) => s.trim());
-    const nums = parts.map(Number);
-    if (parts.some((s) => s === '') || nums.some((n) => !Number.isFinite(n)))
-      throw new InvalidArgumentError(`Expected comma-separated numbers for ${name} but received "${v}"`);
-    return nums;
-  };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,20 @@
+/** Option parsers shared by the subcommands; they reject bad values before any work starts. */
+import { InvalidArgumentError } from 'commander';
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`Expected a positive integer for ${name} but received "${v}"`);
+    return n;
+  };
+}
+
+export function numberList(name: string) {
+  return (v: string): number[] => {
+    const parts = v.split(',').map((s) => s.trim());
+    const nums = parts.map(Number);
+    if (parts.some((s) => s === '') || nums.some((n) => !Number.isFinite(n)))
+      throw new InvalidArgumentError(`Expected comma-separated numbers for ${name} but received "${v}"`);
+    return nums;
+  };
+}
