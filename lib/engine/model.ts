@@ -6,6 +6,7 @@ import * as path from 'path';
 import { BadOptionError, ShapeMismatchError, UnsupportedModelError, expected } from '../errors';
 import { Graph, Tensor, ValueInfo } from '../graph/ir';
 import { importGraph } from '../graph/import';
+import { canonicalize } from '../graph/passes';
 import { checkSupported, specialize } from '../graph/specialize';
 import { decodeModel, loadModelFile } from '../onnx/decode';
 import { OnnxModel } from '../onnx/schema';
@@ -19,15 +20,24 @@ export interface CompileOptions {
   isa?: string;
 }
 
+export interface LoadOptions {
+  /** Run the graph as decoded, without the canonicalising passes (for comparisons). */
+  raw?: boolean;
+}
+
 export class Model {
+  /** The graph as decoded from the file. */
+  readonly original: Graph;
+  /** The canonical graph (lib/graph/passes) that runs and is quantized. */
   readonly graph: Graph;
   readonly input: ValueInfo;
   readonly output: ValueInfo;
   private readonly programs = new Map<string, NativeProgram>();
 
-  private constructor(readonly file: string, readonly onnx: OnnxModel) {
-    this.graph = importGraph(onnx, file);
-    checkSupported(this.graph);
+  private constructor(readonly file: string, readonly onnx: OnnxModel, opts: LoadOptions = {}) {
+    this.original = importGraph(onnx, file);
+    checkSupported(this.original);
+    this.graph = opts.raw ? this.original : canonicalize(this.original);
     const inputs = this.graph.inputs.filter((v) => !this.graph.initializers.has(v.name));
     if (inputs.length !== 1) throw new UnsupportedModelError(`${file}: packptq runs models with exactly one data input, this one has ${inputs.length} (${inputs.map((v) => v.name).join(', ')})`);
     if (this.graph.outputs.length < 1) throw new UnsupportedModelError(`${file}: the model has no outputs`);
@@ -36,12 +46,12 @@ export class Model {
     if (!this.input.shape || this.input.shape.length < 1) throw new UnsupportedModelError(`${file}: input "${this.input.name}" has no declared shape`);
   }
 
-  static load(file: string): Model {
-    return new Model(file, loadModelFile(file));
+  static load(file: string, opts: LoadOptions = {}): Model {
+    return new Model(file, loadModelFile(file), opts);
   }
 
-  static fromBytes(bytes: Uint8Array, name = '<bytes>'): Model {
-    return new Model(name, decodeModel(bytes, name));
+  static fromBytes(bytes: Uint8Array, name = '<bytes>', opts: LoadOptions = {}): Model {
+    return new Model(name, decodeModel(bytes, name), opts);
   }
 
   get name(): string {

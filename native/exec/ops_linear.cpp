@@ -133,6 +133,9 @@ class MatMulOp : public Op {
       batch_ *= out.back();
     }
     if (numel(in.out_shapes[0]) != batch_ * M_ * N_) in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " does not match");
+    // packptq's canonical linear layer carries its bias as an optional third input (one per column).
+    has_bias_ = in.present.size() > 2 && in.present[2];
+    if (has_bias_ && numel(in.in_shapes[2]) != N_) in.fail_shape("bias " + shape_str(in.in_shapes[2]) + " should have " + std::to_string(N_) + " elements");
     // Offsets of each output batch into A and B under broadcasting.
     a_off_.resize(batch_);
     b_off_.resize(batch_);
@@ -163,6 +166,7 @@ class MatMulOp : public Op {
     float* Y = r.out[0];
     if (fold_ || batch_ == 1) {
       sgemm(isa_, false, false, (fold_ ? batch_ : 1) * M_, N_, K_, A, K_, B, N_, Y, N_, false, r.threads);
+      add_bias(r, Y);
       return;
     }
     // Many small products (attention heads): split the batches over threads, one thread each.
@@ -170,12 +174,23 @@ class MatMulOp : public Op {
       for (int64_t t = b0; t < b1; ++t)
         sgemm(isa_, false, false, M_, N_, K_, A + a_off_[t], K_, B + b_off_[t], N_, Y + t * M_ * N_, N_, false, 1);
     });
+    add_bias(r, Y);
   }
 
  private:
   Isa isa_;
+  void add_bias(const OpRun& r, float* Y) const {
+    if (!has_bias_) return;
+    const float* b = r.in[2];
+    const int64_t rows = batch_ * M_;
+    for (int64_t i = 0; i < rows; ++i) {
+      float* y = Y + i * N_;
+      for (int64_t n = 0; n < N_; ++n) y[n] += b[n];
+    }
+  }
+
   int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
-  bool fold_ = false;
+  bool fold_ = false, has_bias_ = false;
   std::vector<int64_t> a_off_, b_off_;
 };
 

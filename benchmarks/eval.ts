@@ -1,0 +1,93 @@
+/**
+ * End-to-end inference benchmark: images/s of packptq beside onnxruntime-node on the same inputs in
+ * the same run (ratios, since these machines are shared and absolute times drift), at batch 32 and
+ * batch 1, on 1 and 2 threads, plus packptq's scalar path to show what the SIMD kernels buy.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Model } from '../lib/engine/model';
+import { simdInfo } from '../lib/engine/program';
+
+export interface EvalBenchRow {
+  model: string;
+  batch: number;
+  threads: number;
+  packptq: number;
+  onnxruntime: number | null;
+  ratio: number | null;
+  scalar?: number;
+}
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const SHARED = path.resolve(ROOT, '..', 'shared', 'fixtures', 'models');
+
+function fixtureFiles(): { name: string; file: string }[] {
+  const names = ['resnet20', 'mobilenetv2', 'vit', 'vit-opset17', 'vgg', 'pointnet'];
+  if (!fs.existsSync(SHARED)) return [{ name: 'resnet20', file: path.join(ROOT, 'test', 'fixtures', 'resnet20.onnx') }];
+  return names.map((n) => ({ name: n, file: path.join(SHARED, `${n}.onnx`) }));
+}
+
+/** Runs fn repeatedly for about `seconds` and returns calls per second (after one warm-up call). */
+async function rate(fn: () => Promise<unknown> | unknown, seconds: number): Promise<number> {
+  await fn();
+  let calls = 0;
+  const t0 = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < seconds) {
+    await fn();
+    calls++;
+    elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+  return calls / elapsed;
+}
+
+export async function runEvalBenchmarks(opts: { quick?: boolean } = {}): Promise<{ simd: string; rows: EvalBenchRow[] }> {
+  let ort: typeof import('onnxruntime-node') | undefined;
+  try {
+    ort = require('onnxruntime-node');
+  } catch {
+    console.warn('onnxruntime-node is not installed: reporting packptq figures only');
+  }
+  const seconds = opts.quick ? 0.4 : 1.5;
+  const rows: EvalBenchRow[] = [];
+  for (const { name, file } of fixtureFiles()) {
+    const model = Model.load(file);
+    for (const batch of [32, 1]) {
+      const shape = model.inputShapeFor(batch);
+      const x = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      let s = 1;
+      for (let i = 0; i < x.length; i++) x[i] = ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+      for (const threads of [1, 2]) {
+        const program = model.program(batch, { threads });
+        const ours = batch * (await rate(() => program.runSync([x]), seconds));
+        let theirs: number | null = null;
+        if (ort) {
+          const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' });
+          const feeds = { [model.input.name]: new ort.Tensor('float32', x, shape) };
+          theirs = batch * (await rate(() => session.run(feeds), seconds));
+          await session.release();
+        }
+        const row: EvalBenchRow = { model: name, batch, threads, packptq: ours, onnxruntime: theirs, ratio: theirs ? ours / theirs : null };
+        if (threads === 1 && batch === 32) {
+          const scalar = model.program(batch, { threads: 1, isa: 'scalar' });
+          row.scalar = batch * (await rate(() => scalar.runSync([x]), seconds / 2));
+        }
+        rows.push(row);
+        console.log(`${name.padEnd(12)} batch ${String(batch).padStart(2)} threads ${threads}: packptq ${ours.toFixed(0)} img/s` +
+          (theirs ? `, onnxruntime ${theirs.toFixed(0)} img/s, ratio ${(ours / theirs).toFixed(2)}` : '') +
+          (row.scalar ? `, scalar ${row.scalar.toFixed(0)} img/s` : ''));
+      }
+    }
+  }
+  return { simd: simdInfo().default, rows };
+}
+
+export function evalTable(rows: EvalBenchRow[]): string {
+  const lines = [
+    '| model | batch | threads | packptq img/s | onnxruntime img/s | packptq / ort | scalar img/s |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows)
+    lines.push(`| ${r.model} | ${r.batch} | ${r.threads} | ${r.packptq.toFixed(0)} | ${r.onnxruntime?.toFixed(0) ?? 'n/a'} | ${r.ratio?.toFixed(2) ?? 'n/a'} | ${r.scalar?.toFixed(0) ?? ''} |`);
+  return lines.join('\n');
+}
