@@ -8,6 +8,7 @@
 import { Command, CommanderError } from 'commander';
 import { PackPtqError } from '../errors';
 import { registerEval } from './eval';
+import { registerInspect } from './inspect';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   registerEval(program);
+  registerInspect(program);
   return program;
 }
 
