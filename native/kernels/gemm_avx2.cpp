@@ -1,0 +1,37 @@
+// AVX2+FMA instantiation of the SIMD kernels (built with -march=x86-64-v3): 8-lane vectors, the 6x16
+// GEMM tile, and this variant's function table. Reached only through kernel_table(), which checks
+// the CPU first.
+#include "kernels/conv_impl.h"
+#include "kernels/gemm_impl.h"
+#include "kernels/variants.h"
+
+namespace packptq {
+
+double peak_gflops_avx2(int threads, double seconds);  // peak_avx2.cpp
+
+namespace {
+using Cfg = simd::Avx2Gemm;
+
+void sgemm_avx2(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                float* C, int ldc, bool accumulate, int threads) {
+  simd::GemmDriver<Cfg>::run(transA, transB, M, N, K, A, lda, nullptr, B, ldb, C, ldc, accumulate, threads);
+}
+
+void sgemm_packed_a_avx2(int M, int N, int K, const float* Ap, bool transB, const float* B, int ldb, float* C, int ldc,
+                         bool accumulate, int threads) {
+  simd::GemmDriver<Cfg>::run(false, transB, M, N, K, nullptr, 0, Ap, B, ldb, C, ldc, accumulate, threads);
+}
+}  // namespace
+
+extern const KernelTable kAvx2Table = {
+    sgemm_avx2,
+    simd::packed_a_floats<Cfg>,
+    simd::pack_a_full<Cfg>,
+    sgemm_packed_a_avx2,
+    simd::dw_scratch_floats<Cfg::W>,
+    simd::dw_plane<Cfg::W>,
+    peak_gflops_avx2,
+    Cfg::W,
+};
+
+}  // namespace packptq

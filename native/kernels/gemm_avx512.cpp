@@ -1,0 +1,37 @@
+// AVX-512 instantiation of the SIMD kernels (built with -march=x86-64-v4): 16-lane vectors, the 14x32
+// GEMM tile, and this variant's function table. Reached only through kernel_table(), which checks
+// the CPU first.
+#include "kernels/conv_impl.h"
+#include "kernels/gemm_impl.h"
+#include "kernels/variants.h"
+
+namespace packptq {
+
+double peak_gflops_avx512(int threads, double seconds);  // peak_avx512.cpp
+
+namespace {
+using Cfg = simd::Avx512Gemm;
+
+void sgemm_avx512(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                float* C, int ldc, bool accumulate, int threads) {
+  simd::GemmDriver<Cfg>::run(transA, transB, M, N, K, A, lda, nullptr, B, ldb, C, ldc, accumulate, threads);
+}
+
+void sgemm_packed_a_avx512(int M, int N, int K, const float* Ap, bool transB, const float* B, int ldb, float* C, int ldc,
+                         bool accumulate, int threads) {
+  simd::GemmDriver<Cfg>::run(false, transB, M, N, K, nullptr, 0, Ap, B, ldb, C, ldc, accumulate, threads);
+}
+}  // namespace
+
+extern const KernelTable kAvx512Table = {
+    sgemm_avx512,
+    simd::packed_a_floats<Cfg>,
+    simd::pack_a_full<Cfg>,
+    sgemm_packed_a_avx512,
+    simd::dw_scratch_floats<Cfg::W>,
+    simd::dw_plane<Cfg::W>,
+    peak_gflops_avx512,
+    Cfg::W,
+};
+
+}  // namespace packptq

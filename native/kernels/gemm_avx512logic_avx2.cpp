@@ -1,0 +1,40 @@
+// The AVX-512 kernels' logic on an AVX2 machine (test-only variant "avx512-logic"): the same
+// templates instantiated with the AVX-512 configuration (16 lanes, 14x32 tile, same KC/MC/NC) but
+// compiled with -march=x86-64-v3, where GCC lowers each 16-lane vector to two ymm. Slow (the tile
+// spills), but it runs the exact blocking, packing and tail handling of gemm_avx512.cpp, so the
+// tests cover that code on CPUs without AVX-512.
+// 16-lane vectors passed by value between the (internal, inlined) helpers make GCC warn about
+// the AVX-512 calling convention; no such value crosses a real ABI boundary here.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#include "kernels/conv_impl.h"
+#include "kernels/gemm_impl.h"
+#include "kernels/variants.h"
+
+namespace packptq {
+namespace {
+using Cfg = simd::Avx512Gemm;
+
+void sgemm_logic(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                 float* C, int ldc, bool accumulate, int threads) {
+  simd::GemmDriver<Cfg>::run(transA, transB, M, N, K, A, lda, nullptr, B, ldb, C, ldc, accumulate, threads);
+}
+
+void sgemm_packed_a_logic(int M, int N, int K, const float* Ap, bool transB, const float* B, int ldb, float* C,
+                          int ldc, bool accumulate, int threads) {
+  simd::GemmDriver<Cfg>::run(false, transB, M, N, K, nullptr, 0, Ap, B, ldb, C, ldc, accumulate, threads);
+}
+}  // namespace
+
+// No peak probe: a throughput number for split 16-lane vectors would describe nothing real.
+extern const KernelTable kAvx512LogicTable = {
+    sgemm_logic,
+    simd::packed_a_floats<Cfg>,
+    simd::pack_a_full<Cfg>,
+    sgemm_packed_a_logic,
+    simd::dw_scratch_floats<Cfg::W>,
+    simd::dw_plane<Cfg::W>,
+    nullptr,
+    Cfg::W,
+};
+
+}  // namespace packptq

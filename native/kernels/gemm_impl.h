@@ -1,0 +1,300 @@
+// The SIMD sgemm, written once over the vector width with GCC vector extensions and instantiated
+// per ISA in the *_avx2.cpp / *_avx512.cpp files (each compiled with its own -march). Only those
+// files may include this header: every function here compiles to the instruction set of the file
+// that instantiates it.
+//
+// Structure (the usual Goto/BLIS decomposition; the outer jc loop is the work items of the threads):
+//   for jc in N by chunk       a rectangle of C per work item (column chunk <= NC, row range)
+//     for pc in K by KC        B chunk (KC x chunk) packed into the thread's buffer
+//       for ic in M by MC      A block (MC x KC) packed per thread, stays in L2
+//         for jr in NC by NR   B micro-panel (KC x NR) stays in L1 across the ir loop
+//           for ir in MC by MR micro-kernel: MR x NR tile of C held in registers for the whole kc loop
+// Packed panels are zero padded to MR / NR, so the micro-kernel never branches on edges; partial
+// tiles of C go through a small buffer instead.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels/work_pool.h"
+
+namespace packptq {
+namespace simd {
+// Internal linkage on purpose: each ISA object compiles these with its own -march, and shared
+// (COMDAT) inline copies would let the linker keep an AVX-512 copy for the AVX2 object.
+namespace {
+
+template <int W>
+struct VecOf {
+  typedef float type __attribute__((vector_size(W * 4)));
+};
+
+// memcpy is how GCC is told "unaligned, may alias floats": it becomes a single vmovups.
+template <typename V>
+inline V loadu(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <typename V>
+inline void storeu(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// W lanes per vector, MR x (NV*W) register tile, cache blocks KC/MC/NC (MC multiple of MR, NC of NR).
+template <int W_, int MR_, int NV_, int KC_, int MC_, int NC_>
+struct GemmConfig {
+  static constexpr int W = W_, MR = MR_, NV = NV_, NR = W_ * NV_, KC = KC_, MC = MC_, NC = NC_;
+  static_assert(MC_ % MR_ == 0 && NC_ % (W_ * NV_) == 0, "blocks must hold whole register tiles");
+};
+
+// AVX2 (16 ymm): 6x16 tile = 12 accumulators + 2 B vectors + 1 broadcast. B micro-panel
+// 256x16x4 = 16 KB (half of L1d), A block 120x256x4 = 120 KB (a quarter of Zen 3's L2).
+using Avx2Gemm = GemmConfig<8, 6, 2, 256, 120, 3072>;
+// AVX-512 (32 zmm): 14x32 tile = 28 accumulators + 2 B vectors + 1 broadcast.
+using Avx512Gemm = GemmConfig<16, 14, 2, 256, 112, 3072>;
+
+// Grow-only 64-byte aligned scratch, one per thread and per ISA object (thread_local below):
+// kernels are called thousands of times from the executor and must not allocate each time.
+struct Scratch {
+  float* p = nullptr;
+  size_t n = 0;
+  float* get(size_t floats) {
+    if (floats > n) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
+      if (p == nullptr) {
+        n = 0;
+        throw std::bad_alloc();
+      }
+      n = floats;
+    }
+    return p;
+  }
+  ~Scratch() { std::free(p); }
+};
+
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// ---- packing ---------------------------------------------------------------------------------
+
+// Rows [i0, i0+mr) x cols [k0, k0+kc) of op(A) into one MR-row panel: out[k*MR + i]. Rows past mr are 0.
+template <class Cfg>
+inline void pack_a_panel(bool transA, const float* A, long lda, int i0, int mr, int k0, int kc, float* out) {
+  constexpr int MR = Cfg::MR;
+  if (!transA) {
+    for (int i = 0; i < mr; ++i) {
+      const float* src = A + (long)(i0 + i) * lda + k0;
+      for (int k = 0; k < kc; ++k) out[k * MR + i] = src[k];
+    }
+    for (int i = mr; i < MR; ++i)
+      for (int k = 0; k < kc; ++k) out[k * MR + i] = 0.f;
+  } else {
+    for (int k = 0; k < kc; ++k) {
+      const float* src = A + (long)(k0 + k) * lda + i0;
+      float* dst = out + k * MR;
+      int i = 0;
+      for (; i < mr; ++i) dst[i] = src[i];
+      for (; i < MR; ++i) dst[i] = 0.f;
+    }
+  }
+}
+
+// Rows [k0, k0+kc) x cols [j0, j0+nr) of op(B) into one NR-column panel: out[k*NR + j]. Cols past nr are 0.
+template <class Cfg>
+inline void pack_b_panel(bool transB, const float* B, long ldb, int k0, int kc, int j0, int nr, float* out) {
+  constexpr int NR = Cfg::NR;
+  if (!transB) {
+    for (int k = 0; k < kc; ++k) {
+      const float* src = B + (long)(k0 + k) * ldb + j0;
+      float* dst = out + k * NR;
+      if (nr == NR) {
+        std::memcpy(dst, src, sizeof(float) * NR);
+      } else {
+        int j = 0;
+        for (; j < nr; ++j) dst[j] = src[j];
+        for (; j < NR; ++j) dst[j] = 0.f;
+      }
+    }
+  } else {
+    for (int j = 0; j < nr; ++j) {
+      const float* src = B + (long)(j0 + j) * ldb + k0;
+      for (int k = 0; k < kc; ++k) out[k * NR + j] = src[k];
+    }
+    for (int j = nr; j < NR; ++j)
+      for (int k = 0; k < kc; ++k) out[k * NR + j] = 0.f;
+  }
+}
+
+// Whole op(A) pre-packed, laid out exactly as the driver walks it: for each KC block (offset
+// pc * Mpad), all rows padded to MR in MR-row panels, panel r at (r * MR) * kc.
+template <class Cfg>
+size_t packed_a_floats(int M, int K) {
+  return (size_t)round_up(std::max(M, 1), Cfg::MR) * (size_t)std::max(K, 1);
+}
+template <class Cfg>
+void pack_a_full(bool transA, int M, int K, const float* A, int lda, float* out) {
+  const int Mpad = round_up(M, Cfg::MR);
+  for (int pc = 0; pc < K; pc += Cfg::KC) {
+    const int kc = std::min(Cfg::KC, K - pc);
+    float* blk = out + (size_t)pc * Mpad;
+    for (int i = 0; i < M; i += Cfg::MR)
+      pack_a_panel<Cfg>(transA, A, lda, i, std::min(Cfg::MR, M - i), pc, kc, blk + (size_t)i * kc);
+  }
+}
+
+// ---- micro-kernel ----------------------------------------------------------------------------
+
+// C[0:MR, 0:NR] (= or +=) a-panel · b-panel over kc. The accumulators are a fixed-size array
+// indexed only by fully unrolled constant loops, so GCC keeps all of them in registers; the
+// scalar * vector product broadcasts a[i] and the += contracts into vfmadd231ps.
+template <class Cfg>
+inline void micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                         long ldc, bool add) {
+  constexpr int W = Cfg::W, MR = Cfg::MR, NV = Cfg::NV, NR = Cfg::NR;
+  using V = typename VecOf<W>::type;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = loadu<V>(b + j * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      float* cp = c + i * ldc + j * W;
+      V v = acc[i][j];
+      if (add) v += loadu<V>(cp);
+      storeu<V>(cp, v);
+    }
+}
+
+// Edge tile (mr < MR or nr < NR): full tile into a buffer, then only the valid part into C.
+template <class Cfg>
+inline void micro_kernel_edge(int kc, const float* a, const float* b, float* c, long ldc, bool add, int mr, int nr) {
+  alignas(64) float tile[Cfg::MR * Cfg::NR];
+  micro_kernel<Cfg>(kc, a, b, tile, Cfg::NR, false);
+  for (int i = 0; i < mr; ++i) {
+    float* cr = c + i * ldc;
+    const float* tr = tile + i * Cfg::NR;
+    if (add)
+      for (int j = 0; j < nr; ++j) cr[j] += tr[j];
+    else
+      for (int j = 0; j < nr; ++j) cr[j] = tr[j];
+  }
+}
+
+// ---- driver ----------------------------------------------------------------------------------
+
+// A second thread pays for itself only with ~2 MFLOP (some 20 us) of work each: below that, team
+// start-up and the barriers cost more than they save, and on a shared machine a barrier can wait a
+// whole scheduler time slice for a descheduled partner.
+inline int useful_threads(int M, int N, int K, int threads) {
+  const double flops = 2.0 * M * N * K;
+  if (threads <= 1) return 1;
+  return std::max(1, std::min(threads, (int)(flops / 2e6)));
+}
+
+template <class Cfg>
+struct GemmDriver {
+  static constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
+
+  // Ap: op(A) pre-packed by pack_a_full, or nullptr to pack A from (A, lda, transA) on the fly.
+  static void run(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* Ap,
+                  const float* B, int ldb, float* C, int ldc, bool accumulate, int threads) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // empty sum: C = 0, or unchanged when accumulating
+      if (!accumulate)
+        for (int i = 0; i < M; ++i) std::memset(C + (long)i * ldc, 0, sizeof(float) * N);
+      return;
+    }
+    const int nt = useful_threads(M, N, K, threads);
+    const int Mpad = round_up(M, MR), kc_max = std::min(KC, K);
+
+    // Work items are rectangles of C: column chunks (whole NR panels, at most NC wide) times row
+    // ranges (whole MR panels). An item packs its own B chunk and A blocks into its thread's
+    // buffers, so threads share nothing and never wait for each other inside the call: on a shared
+    // machine a descheduled thread only delays the items it holds. With several threads there are
+    // ~3 items per thread, handed out dynamically; chunks stay >= 4 panels wide so the packing of A
+    // (repeated per chunk) stays small next to the multiply. Items run through run_items (see
+    // work_pool.h for why not an OpenMP team).
+    const int np = (N + NR - 1) / NR, target = nt == 1 ? 1 : 3 * nt;
+    int cchunks = (N + NC - 1) / NC;
+    if (nt > 1) cchunks = std::max(cchunks, std::min(target, std::max(1, np / 4)));
+    const int per_c = (np + cchunks - 1) / cchunks;
+    cchunks = (np + per_c - 1) / per_c;
+    int rchunks = 1;
+    if (nt > 1 && cchunks < target) rchunks = std::min(Mpad / MR, (target + cchunks - 1) / cchunks);
+    const int rows_per = round_up((M + rchunks - 1) / rchunks, MR);
+    rchunks = (M + rows_per - 1) / rows_per;
+    const int items = cchunks * rchunks;
+
+    // All packing memory is taken here, on the calling thread: an allocation failure inside the
+    // OpenMP team could not be turned into an exception.
+    const size_t b_floats = (size_t)kc_max * per_c * NR;
+    const size_t a_floats = Ap ? 0 : (size_t)std::min(MC, Mpad) * kc_max;
+    const size_t per_thread = round_up((int)(b_floats + a_floats), 16);
+    static thread_local Scratch scratch;
+    float* buf = scratch.get(per_thread * nt);
+
+    auto item_work = [&](int tid, int item) {
+      float* Bp = buf + per_thread * tid;
+      float* Abuf = Bp + b_floats;
+      const int r0 = (item / cchunks) * rows_per, r1 = std::min(M, r0 + rows_per);
+      const int q0 = (item % cchunks) * per_c, q1 = std::min(np, q0 + per_c);
+      for (int pc = 0; pc < K; pc += KC) {
+        const int kc = std::min(KC, K - pc);
+        for (int q = q0; q < q1; ++q)
+          pack_b_panel<Cfg>(transB, B, ldb, pc, kc, q * NR, std::min(NR, N - q * NR), Bp + (size_t)(q - q0) * kc * NR);
+        const bool add = accumulate || pc > 0;
+        for (int ic = r0; ic < r1; ic += MC) {
+          const int mc = std::min(MC, r1 - ic);
+          const float* Ablk;
+          if (Ap) {
+            Ablk = Ap + (size_t)pc * Mpad + (size_t)ic * kc;
+          } else {
+            for (int ir = 0; ir < mc; ir += MR)
+              pack_a_panel<Cfg>(transA, A, lda, ic + ir, std::min(MR, mc - ir), pc, kc, Abuf + (size_t)ir * kc);
+            Ablk = Abuf;
+          }
+          // B micro-panel (kc x NR) stays in L1 while the ir loop streams the A block from L2.
+          for (int q = q0; q < q1; ++q) {
+            const int nr = std::min(NR, N - q * NR);
+            const float* bp = Bp + (size_t)(q - q0) * kc * NR;
+            for (int ir = 0; ir < mc; ir += MR) {
+              const int mr = std::min(MR, mc - ir);
+              float* cp = C + (long)(ic + ir) * ldc + q * NR;
+              if (mr == MR && nr == NR)
+                micro_kernel<Cfg>(kc, Ablk + (size_t)ir * kc, bp, cp, ldc, add);
+              else
+                micro_kernel_edge<Cfg>(kc, Ablk + (size_t)ir * kc, bp, cp, ldc, add, mr, nr);
+            }
+          }
+        }
+      }
+    };
+
+    // Each C element is computed by one item with the same sequence of FMAs whatever the partition,
+    // so results are identical for every thread count.
+    run_items(items, nt, item_work);
+  }
+};
+
+}  // namespace
+}  // namespace simd
+}  // namespace packptq

@@ -1,0 +1,78 @@
+// Kernel variants and the function tables that dispatch to them.
+//
+// The public contract speaks in Isa (scalar, avx2, avx512). Internally there is one more variant,
+// "avx512-logic": the AVX-512 template instantiation (same lane count, register blocking, panel
+// sizes and tail handling) compiled for AVX2, where GCC splits each 16-lane vector into two ymm.
+// It lets the tests exercise the AVX-512 source on machines without AVX-512; it is never chosen
+// by default_isa() and is not a public Isa.
+//
+// Each SIMD variant lives in its own *_avx2.cpp / *_avx512.cpp object (built with its own -march)
+// and exports one KernelTable; generic code reaches the variant only through that table, so no
+// -march code can run on a CPU that lacks it (variant_supported() is checked first).
+#pragma once
+#include <cstddef>
+#include <memory>
+
+#include "core/isa.h"
+#include "kernels/conv.h"
+
+namespace packptq {
+
+enum class KernelVariant { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Logic = 3 };
+
+const char* variant_name(KernelVariant v);
+// "scalar" | "avx2" | "avx512" | "avx512-logic"; false when unknown.
+bool parse_variant(const char* name, KernelVariant* out);
+bool variant_supported(KernelVariant v);
+inline KernelVariant variant_of(Isa isa) { return static_cast<KernelVariant>(static_cast<int>(isa)); }
+
+// Geometry of one depthwise-style (one input channel per output channel) convolution plane.
+struct DwGeom {
+  int H, W, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
+};
+
+struct KernelTable {
+  // Full sgemm contract of gemm.h.
+  void (*sgemm)(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                float* C, int ldc, bool accumulate, int threads);
+  // A pre-packed once (conv weights): floats needed, the packing, and sgemm taking the packed A.
+  size_t (*packed_a_floats)(int M, int K);
+  void (*pack_a)(bool transA, int M, int K, const float* A, int lda, float* out);
+  void (*sgemm_packed_a)(int M, int N, int K, const float* Ap, bool transB, const float* B, int ldb, float* C,
+                         int ldc, bool accumulate, int threads);
+  // Direct convolution of one input plane into nout output planes (depthwise with channel
+  // multiplier nout): y[o] = bias[o] + conv(x, w[o]). scratch holds dw_scratch_floats(g) floats.
+  size_t (*dw_scratch_floats)(const DwGeom& g);
+  void (*dw_plane)(const DwGeom& g, const float* x, const float* w, const float* bias, int nout, float* y,
+                   float* scratch);
+  // FMA throughput probe: GFLOP/s over about `seconds`, `threads` copies running concurrently.
+  double (*peak_gflops)(int threads, double seconds);
+  int lanes;  // floats per vector register of this variant
+};
+
+// nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.
+const KernelTable* kernel_table(KernelVariant v);
+
+// Variant-level entry points (the binding and tests use these; the Isa-level ones in gemm.h/conv.h
+// forward here). They throw packptq::Error when the variant is not supported by the CPU.
+void sgemm_variant(KernelVariant v, bool transA, bool transB, int M, int N, int K, const float* A, int lda,
+                   const float* B, int ldb, float* C, int ldc, bool accumulate, int threads);
+double peak_gflops(KernelVariant v, int threads, double seconds);
+void conv2d_variant(KernelVariant v, const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                    int threads);
+std::unique_ptr<PreparedConv> prepare_conv_variant(KernelVariant v, const ConvShape& s, const float* w,
+                                                   const float* bias);
+// Throws Error(BadOption) naming the first field that makes the shape impossible.
+void validate_conv_shape(const ConvShape& s);
+
+// The scalar reference (gemm_scalar.cpp): a plain triple loop with double accumulation.
+void sgemm_reference(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+                     float* C, int ldc, bool accumulate);
+double peak_gflops_scalar(int threads, double seconds);
+
+// Tables exported by the ISA objects.
+extern const KernelTable kAvx2Table;
+extern const KernelTable kAvx512Table;
+extern const KernelTable kAvx512LogicTable;
+
+}  // namespace packptq

@@ -1,0 +1,217 @@
+/**
+ * conv2d and prepared convs: every SIMD variant against the scalar reference over a sweep of conv
+ * geometries (1x1, 3x3, 5x3, depthwise, channel multipliers, grouped, strides 1/2/3, asymmetric pads,
+ * pads larger than the kernel, dilation 2, 1-D, batch > 1, bias or none, 1 and 2 threads); the
+ * reference itself against a JS loop; argument checking.
+ *
+ * Error bound (per output element): |y_simd - y_ref| <= 1e-5 * sum |x| |w| over the element's taps
+ * + 2^-22 * |bias|, the same relative bound as the GEMM tests (see gemm.test.ts for why). The
+ * magnitude sum is computed by the reference on |x| and |w| with no bias.
+ */
+import { bitwiseEqual, kernels, randomArray, rng, simdVariants, skipReason } from './helpers';
+
+interface Shape {
+  N: number; C: number; H: number; W: number; M: number; KH: number; KW: number;
+  strideH?: number; strideW?: number; padTop?: number; padLeft?: number; padBottom?: number; padRight?: number;
+  dilH?: number; dilW?: number; group?: number;
+}
+
+const full = (s: Shape): Required<Shape> => ({
+  strideH: 1, strideW: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, dilH: 1, dilW: 1, group: 1, ...s,
+});
+const outHW = (s: Required<Shape>) => [
+  Math.floor((s.H + s.padTop + s.padBottom - s.dilH * (s.KH - 1) - 1) / s.strideH) + 1,
+  Math.floor((s.W + s.padLeft + s.padRight - s.dilW * (s.KW - 1) - 1) / s.strideW) + 1,
+];
+
+const CASES: [string, Shape][] = [
+  ['1x1 pointwise (input is the GEMM B matrix)', { N: 2, C: 8, H: 5, W: 5, M: 12, KH: 1, KW: 1 }],
+  ['1x1 stride 2', { N: 1, C: 6, H: 9, W: 7, M: 5, KH: 1, KW: 1, strideH: 2, strideW: 2 }],
+  ['1x1 with padding', { N: 1, C: 3, H: 4, W: 4, M: 4, KH: 1, KW: 1, padTop: 1, padLeft: 2, padBottom: 0, padRight: 1 }],
+  ['3x3 pad 1', { N: 2, C: 3, H: 9, W: 9, M: 5, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['3x3 K past one KC block (C=32)', { N: 1, C: 32, H: 6, W: 7, M: 20, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['5x3 asymmetric pads, strides (1,2)', { N: 1, C: 4, H: 10, W: 11, M: 6, KH: 5, KW: 3, strideH: 1, strideW: 2, padTop: 1, padLeft: 0, padBottom: 2, padRight: 1 }],
+  ['3x3 stride 3', { N: 1, C: 5, H: 13, W: 14, M: 7, KH: 3, KW: 3, strideH: 3, strideW: 3 }],
+  ['3x3 stride 2 pad 1', { N: 1, C: 16, H: 28, W: 28, M: 32, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['3x3 dilation 2', { N: 1, C: 4, H: 12, W: 10, M: 6, KH: 3, KW: 3, dilH: 2, dilW: 2, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2 }],
+  ['pads larger than the kernel', { N: 1, C: 2, H: 4, W: 3, M: 3, KH: 3, KW: 2, padTop: 4, padLeft: 5, padBottom: 4, padRight: 3 }],
+  ['grouped, not depthwise (4 groups, 2 in / 3 out each)', { N: 2, C: 8, H: 7, W: 6, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 4 }],
+  ['grouped 1x1', { N: 1, C: 6, H: 5, W: 5, M: 4, KH: 1, KW: 1, group: 2 }],
+  ['depthwise 3x3 pad 1', { N: 2, C: 7, H: 11, W: 11, M: 7, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 7 }],
+  ['depthwise 3x3 stride 2, asymmetric pads', { N: 1, C: 5, H: 14, W: 13, M: 5, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 1, padBottom: 1, padRight: 0, group: 5 }],
+  ['depthwise 5x5 dilation 2 stride 3', { N: 1, C: 3, H: 17, W: 19, M: 3, KH: 5, KW: 5, strideH: 3, strideW: 3, dilH: 2, dilW: 2, padTop: 3, padLeft: 4, padBottom: 2, padRight: 1, group: 3 }],
+  ['depthwise, wide rows (many vectors per row)', { N: 1, C: 2, H: 5, W: 75, M: 2, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 2 }],
+  ['depthwise 7x7 planes (one vector per row)', { N: 3, C: 6, H: 7, W: 7, M: 6, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 6 }],
+  ['depthwise with channel multiplier 2', { N: 1, C: 4, H: 6, W: 9, M: 8, KH: 3, KW: 2, padTop: 1, padLeft: 0, padBottom: 1, padRight: 1, group: 4 }],
+  ['single input channel stem (C=1, M=16)', { N: 2, C: 1, H: 28, W: 28, M: 16, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['1-D conv (H=1) with pads', { N: 2, C: 6, H: 1, W: 40, M: 10, KH: 1, KW: 5, padLeft: 2, padRight: 2 }],
+  ['1-D depthwise (H=1) stride 2', { N: 1, C: 4, H: 1, W: 33, M: 4, KH: 1, KW: 3, strideW: 2, padLeft: 1, padRight: 1, group: 4 }],
+  ['1-D pointwise (PointNet layer)', { N: 2, C: 3, H: 1, W: 64, M: 16, KH: 1, KW: 1 }],
+  ['batch 5 (threads over images)', { N: 5, C: 3, H: 8, W: 8, M: 4, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['kernel as large as the padded input', { N: 1, C: 2, H: 3, W: 4, M: 3, KH: 5, KW: 4, padTop: 1, padLeft: 0, padBottom: 1, padRight: 0 }],
+];
+
+function operands(s: Required<Shape>, seed: number) {
+  const next = rng(seed);
+  const [OH, OW] = outHW(s);
+  return {
+    x: randomArray(s.N * s.C * s.H * s.W, next),
+    w: randomArray(s.M * (s.C / s.group) * s.KH * s.KW, next),
+    bias: randomArray(s.M, next),
+    ySize: s.N * s.M * OH * OW,
+  };
+}
+
+function conv(isa: string, s: Required<Shape>, x: Float32Array, w: Float32Array, bias: Float32Array | null, threads: number) {
+  const y = new Float32Array(s.N * s.M * outHW(s)[0] * outHW(s)[1]).fill(NaN); // every element must be written
+  kernels.conv2d(isa, s, x, w, bias, y, threads);
+  return y;
+}
+
+function firstBad(got: Float32Array, ref: Float32Array, mag: Float32Array, bias: Float32Array | null, s: Required<Shape>): string | undefined {
+  const P = got.length / (s.N * s.M);
+  for (let i = 0; i < got.length; i++) {
+    const m = Math.floor(i / P) % s.M;
+    const bound = 1e-5 * mag[i] + (bias ? 2 ** -22 * Math.abs(bias[m]) : 0);
+    const d = Math.abs(got[i] - ref[i]);
+    if (!(d <= bound)) return `y[${i}] = ${got[i]} but the reference gives ${ref[i]} (|diff| ${d} > bound ${bound})`;
+  }
+  return undefined;
+}
+
+describe('scalar reference conv2d', () => {
+  // conv.h's formula as a JS loop (double accumulation in the same order, one rounding).
+  function jsConv(s: Required<Shape>, x: Float32Array, w: Float32Array, bias: Float32Array | null): Float32Array {
+    const [OH, OW] = outHW(s);
+    const Cg = s.C / s.group, Mg = s.M / s.group;
+    const y = new Float32Array(s.N * s.M * OH * OW);
+    for (let n = 0; n < s.N; n++)
+      for (let m = 0; m < s.M; m++)
+        for (let oh = 0; oh < OH; oh++)
+          for (let ow = 0; ow < OW; ow++) {
+            let acc = bias ? bias[m] : 0;
+            const g = Math.floor(m / Mg);
+            for (let c = 0; c < Cg; c++)
+              for (let kh = 0; kh < s.KH; kh++) {
+                const ih = oh * s.strideH - s.padTop + kh * s.dilH;
+                if (ih < 0 || ih >= s.H) continue;
+                for (let kw = 0; kw < s.KW; kw++) {
+                  const iw = ow * s.strideW - s.padLeft + kw * s.dilW;
+                  if (iw < 0 || iw >= s.W) continue;
+                  acc += x[((n * s.C + g * Cg + c) * s.H + ih) * s.W + iw] * w[((m * Cg + c) * s.KH + kh) * s.KW + kw];
+                }
+              }
+            y[((n * s.M + m) * OH + oh) * OW + ow] = acc;
+          }
+    return y;
+  }
+
+  test.each([
+    CASES[3], CASES[5], CASES[9], CASES[10], CASES[14],
+  ])('matches a JS loop exactly: %s', (_name, shape) => {
+    const s = full(shape);
+    const o = operands(s, 3);
+    expect(bitwiseEqual(conv('scalar', s, o.x, o.w, o.bias, 1), jsConv(s, o.x, o.w, o.bias))).toBe(true);
+    expect(bitwiseEqual(conv('scalar', s, o.x, o.w, null, 1), jsConv(s, o.x, o.w, null))).toBe(true);
+  });
+
+  test('a hand-computed 1-D case', () => {
+    // x = [1 2 3 4], w = [1 0 -1], pad 1 each side: y[i] = x[i-1] - x[i+1], plus bias 0.5.
+    const y = new Float32Array(4);
+    kernels.conv2d('scalar', { N: 1, C: 1, H: 1, W: 4, M: 1, KH: 1, KW: 3, padLeft: 1, padRight: 1 },
+      new Float32Array([1, 2, 3, 4]), new Float32Array([1, 0, -1]), new Float32Array([0.5]), y, 1);
+    expect(Array.from(y)).toEqual([-1.5, -1.5, -1.5, 3.5]);
+  });
+});
+
+describe.each(simdVariants.map((v) => [v.name, v] as const))('%s conv2d vs the scalar reference', (name, v) => {
+  const why = skipReason(v);
+  if (why) {
+    test.skip(`skipped: ${why}`, () => undefined);
+    // eslint-disable-next-line no-console
+    console.warn(`[conv.test] SKIPPING ${name}: ${why}`);
+    return;
+  }
+
+  test.each(CASES)('%s, with and without bias, 1 and 2 threads', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 97 + s.M * 13 + s.W);
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
+    const problems: string[] = [];
+    for (const bias of [o.bias, null]) {
+      const ref = conv('scalar', s, o.x, o.w, bias, 1);
+      for (const threads of [1, 2]) {
+        const bad = firstBad(conv(name, s, o.x, o.w, bias, threads), ref, mag, bias, s);
+        if (bad) problems.push(`bias=${bias !== null} threads=${threads}: ${bad}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  test('a prepared conv gives conv2d\'s result on every run, and follows updateWeights', () => {
+    const s = full(CASES[10][1]);
+    const o = operands(s, 5);
+    const p = kernels.prepareConv(name, s, o.w, o.bias);
+    expect(p.isa).toBe(name);
+    expect(p.outputShape).toEqual([s.N, s.M, ...outHW(s)]);
+    const y1 = new Float32Array(o.ySize), y2 = new Float32Array(o.ySize);
+    p.run(o.x, y1, 1);
+    p.run(o.x, y2, 2);
+    const direct = conv(name, s, o.x, o.w, o.bias, 1);
+    expect(bitwiseEqual(y1, direct)).toBe(true);
+    expect(bitwiseEqual(y2, direct)).toBe(true);
+    // The prepared conv owns a copy: changing the caller's array changes nothing until updateWeights.
+    const w2 = o.w.map((t) => t * 2);
+    o.w.fill(0);
+    p.run(o.x, y1, 1);
+    expect(bitwiseEqual(y1, direct)).toBe(true);
+    p.updateWeights(w2, null);
+    p.run(o.x, y1, 1);
+    const ref = conv('scalar', s, o.x, w2, null, 1);
+    const mag = conv('scalar', s, o.x.map(Math.abs), w2.map(Math.abs), null, 1);
+    expect(firstBad(y1, ref, mag, null, s)).toBeUndefined();
+    expect(p.time(o.x, y1, 1, 3)).toBeGreaterThan(0);
+  });
+
+  test('prepared depthwise conv', () => {
+    const s = full(CASES[12][1]);
+    const o = operands(s, 6);
+    const p = kernels.prepareConv(name, s, o.w, o.bias);
+    const y = new Float32Array(o.ySize);
+    p.run(o.x, y, 2);
+    expect(bitwiseEqual(y, conv(name, s, o.x, o.w, o.bias, 1))).toBe(true);
+  });
+});
+
+describe('conv2d argument checking', () => {
+  const s = full({ N: 1, C: 4, H: 5, W: 5, M: 6, KH: 3, KW: 3, group: 2 });
+  const x = new Float32Array(100), w = new Float32Array(6 * 2 * 9), y = new Float32Array(6 * 9);
+
+  test('accepts a valid call', () => expect(() => kernels.conv2d('avx2', s, x, w, null, y, 1)).not.toThrow());
+  test('group must divide C and M', () =>
+    expect(() => kernels.conv2d('scalar', { ...s, group: 3 }, x, w, null, y, 1)).toThrow(/group 3 must divide C=4 and M=6/));
+  test('kernel larger than the padded input', () =>
+    expect(() => kernels.conv2d('scalar', { ...s, KH: 7 }, x, w, null, y, 1)).toThrow(/larger than the padded input/));
+  test('wrong x, w, bias and y lengths', () => {
+    expect(() => kernels.conv2d('avx2', s, new Float32Array(99), w, null, y, 1)).toThrow(/x has 99 elements but \[N, C, H, W\] needs exactly 100/);
+    expect(() => kernels.conv2d('avx2', s, x, new Float32Array(5), null, y, 1)).toThrow(/w has 5 elements/);
+    expect(() => kernels.conv2d('avx2', s, x, w, new Float32Array(5), y, 1)).toThrow(/bias has 5 elements but \[M\] needs exactly 6/);
+    expect(() => kernels.conv2d('avx2', s, x, w, null, new Float32Array(53), 1)).toThrow(/y has 53 elements but \[N, M, OH, OW\] = \[1, 6, 3, 3\]/);
+  });
+  test('missing, non-integer or negative shape fields', () => {
+    expect(() => kernels.conv2d('avx2', { ...s, KW: undefined }, x, w, null, y, 1)).toThrow(/for shape.KW but received undefined/);
+    expect(() => kernels.conv2d('avx2', { ...s, strideH: 0 }, x, w, null, y, 1)).toThrow(/for shape.strideH but received 0/);
+    expect(() => kernels.conv2d('avx2', { ...s, padTop: -1 }, x, w, null, y, 1)).toThrow(/for shape.padTop/);
+    expect(() => kernels.conv2d('avx2', null, x, w, null, y, 1)).toThrow(/convolution shape object for shape/);
+  });
+  test('y sharing memory with x is refused', () => {
+    const buf = new Float32Array(200);
+    expect(() => kernels.conv2d('avx2', s, buf.subarray(0, 100), w, null, buf.subarray(50, 104), 1)).toThrow(/y must not share memory with x/);
+  });
+  test('prepared conv checks its run arguments too', () => {
+    const p = kernels.prepareConv('avx2', s, w, null);
+    expect(() => p.run(x, new Float32Array(3), 1)).toThrow(/y has 3 elements/);
+    expect(() => p.run(x, y, 0)).toThrow(/for threads/);
+    expect(() => p.updateWeights(new Float32Array(3), null)).toThrow(/w has 3 elements/);
+  });
+});
