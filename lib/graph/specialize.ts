@@ -34,10 +34,14 @@ export interface SpecializeOptions {
 }
 
 const DEFAULT_DOMAINS = new Set(['', 'ai.onnx']);
+/** packptq's own ops, which only packptq inserts (the simulated quantizer). */
+const PACKPTQ_DOMAIN = 'packptq';
+const PACKPTQ_OPS = new Set(['FakeQuant']);
 
 /** Refuses ops the engine does not know, before any work; lists the supported ones. */
 export function checkSupported(g: Graph): void {
   for (const n of g.nodes) {
+    if (n.domain === PACKPTQ_DOMAIN && PACKPTQ_OPS.has(n.opType)) continue;
     if (!DEFAULT_DOMAINS.has(n.domain))
       throw new UnsupportedOpError(`${describeNode(n)} is in domain "${n.domain}", which packptq does not run (only the default ONNX domain)`);
     if (!OPS[n.opType])
