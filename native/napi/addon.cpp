@@ -9,6 +9,7 @@
 #include "core/isa.h"
 #include "exec/program.h"
 #include "napi/kernels_binding.h"
+#include "napi/quant_binding.h"
 
 namespace packptq {
 namespace {
@@ -309,6 +310,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simdInfo", Napi::Function::New(env, SimdInfo));
   exports.Set("supportedOps", Napi::Function::New(env, SupportedOps));
   register_kernel_bindings(env, exports);
+  register_quant_bindings(env, exports);
   return exports;
 }
 

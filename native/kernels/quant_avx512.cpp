@@ -1,0 +1,11 @@
+// AVX-512 instantiation of the quantizer kernels (built with -march=x86-64-v4): 16-lane vectors.
+// Reached only through quant.cpp's table lookup, which checks the CPU first.
+#include "kernels/quant_impl.h"
+
+namespace packptq {
+
+using QAvx512 = qsimd::Q<16>;
+extern const QuantTable kQuantAvx512Table = {16, QAvx512::span, QAvx512::rows, QAvx512::minmax_span,
+                                             QAvx512::minmax_rows, QAvx512::lp_errors};
+
+}  // namespace packptq
