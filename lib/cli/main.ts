@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { PackPtqError } from '../errors';
 import { registerEval } from './eval';
 import { registerInspect } from './inspect';
+import { registerQuantize } from './quantize';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerEval(program);
   registerInspect(program);
+  registerQuantize(program);
   return program;
 }
 

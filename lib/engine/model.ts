@@ -34,10 +34,10 @@ export class Model {
   readonly output: ValueInfo;
   private readonly programs = new Map<string, NativeProgram>();
 
-  private constructor(readonly file: string, readonly onnx: OnnxModel, opts: LoadOptions = {}) {
-    this.original = importGraph(onnx, file);
+  private constructor(readonly file: string, readonly onnx: OnnxModel | undefined, opts: LoadOptions = {}, graph?: Graph) {
+    this.original = graph ?? importGraph(onnx!, file);
     checkSupported(this.original);
-    this.graph = opts.raw ? this.original : canonicalize(this.original);
+    this.graph = graph || opts.raw ? this.original : canonicalize(this.original);
     const inputs = this.graph.inputs.filter((v) => !this.graph.initializers.has(v.name));
     if (inputs.length !== 1) throw new UnsupportedModelError(`${file}: packptq runs models with exactly one data input, this one has ${inputs.length} (${inputs.map((v) => v.name).join(', ')})`);
     if (this.graph.outputs.length < 1) throw new UnsupportedModelError(`${file}: the model has no outputs`);
@@ -52,6 +52,21 @@ export class Model {
 
   static fromBytes(bytes: Uint8Array, name = '<bytes>', opts: LoadOptions = {}): Model {
     return new Model(name, decodeModel(bytes, name), opts);
+  }
+
+  /** A model over a graph already in canonical form (a simulated quantized graph, say). */
+  static fromGraph(graph: Graph, name: string): Model {
+    return new Model(name, undefined, {}, graph);
+  }
+
+  /**
+   * A Program for `batch` whose outputs are the given values of the graph (calibration reads the
+   * activations entering each quantized layer this way), compiled anew on every call.
+   */
+  captureProgram(batch: number, values: string[], opts: CompileOptions = {}): NativeProgram {
+    const g: Graph = { ...this.graph, outputs: values.map((name) => ({ name, dtype: 'float32' as const })) };
+    const s = specialize(g, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
+    return new NativeProgram({ ...lower(s), isa: opts.isa, threads: opts.threads ?? 1 }, this.file);
   }
 
   get name(): string {

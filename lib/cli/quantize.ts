@@ -1,0 +1,129 @@
+/** `packptq quantize`: calibrate (and later reconstruct) a quantized model, measure it, export it. */
+import { Command, Option } from 'commander';
+import { loadDataset } from '../data/dataset';
+import { Model } from '../engine/model';
+import { LayerBitsRule, checkBits } from '../quant/plan';
+import { METHODS, QuantizeResult, quantize } from '../pipeline/quantize';
+import { INIT_METHODS } from '../quant/calibrate';
+import { BadOptionError } from '../errors';
+import { numberList, positiveInt } from './options';
+
+function bits(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    checkBits(name, n);
+    return n;
+  };
+}
+
+/** --layer-bits PATTERN=W[,A]  e.g. "/layer1/*=4,8" */
+function layerBits(v: string, prev: LayerBitsRule[] = []): LayerBitsRule[] {
+  const m = /^(.+)=(\d+)(?:,(\d+))?$/.exec(v);
+  if (!m) throw new BadOptionError(`Expected PATTERN=WBITS[,ABITS] for --layer-bits but received "${v}"`);
+  const rule: LayerBitsRule = { pattern: m[1], wBits: Number(m[2]), aBits: m[3] === undefined ? undefined : Number(m[3]) };
+  checkBits(`--layer-bits ${m[1]}`, rule.wBits);
+  checkBits(`--layer-bits ${m[1]}`, rule.aBits);
+  return [...prev, rule];
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export interface QuantizeCliOptions {
+  calib: string; calibLabels?: string; eval?: string; labels?: string; mean?: number[]; std?: number[];
+  wBits: number; aBits: number; method: string; init: string; percentile?: number; firstLast: '8bit' | 'target';
+  layerBits?: LayerBitsRule[]; exclude?: string[]; perTensor?: boolean; split?: boolean; blocks?: string[];
+  calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
+}
+
+export function addQuantOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--calib <file>', 'calibration samples (IDX or NPY), labels not needed')
+    .option('--eval <file>', 'evaluation samples (IDX or NPY); labels found beside them or given with --labels')
+    .option('--labels <file>', 'labels of --eval')
+    .option('--mean <m[,m...]>', 'per-channel mean subtracted after scaling pixels to [0,1]', numberList('--mean'))
+    .option('--std <s[,s...]>', 'per-channel standard deviation divided by', numberList('--std'))
+    .option('--w-bits <n>', 'weight bits (2-8)', bits('--w-bits'), 4)
+    .option('--a-bits <n>', 'activation bits (2-8)', bits('--a-bits'), 8)
+    .option('--init <method>', `quantizer initialisation: ${INIT_METHODS.join(' | ')}`, 'mse')
+    .option('--percentile <p>', 'percentile kept by --init percentile', Number, 99.99)
+    .addOption(new Option('--first-last <mode>', 'first and last layer: "8bit" keeps their weights and input activations at 8 bits (BRECQ/QDrop); "target" quantizes them to the target widths (the Pack-PTQ release)').choices(['8bit', 'target']).default('8bit'))
+    .option('--layer-bits <pattern=w[,a]>', 'bits for layers whose node name matches (repeatable; * is a wildcard)', layerBits)
+    .option('--exclude <pattern>', 'keep matching layers in floating point (repeatable)', collect)
+    .option('--per-tensor', 'per-tensor weight quantizers (default: per output channel)')
+    .option('--split', 'transformer blocks as two units (attention, MLP)')
+    .option('--blocks <prefix,...>', 'define blocks by node-name prefix', (v: string) => v.split(',').filter(Boolean))
+    .option('--calib-size <n>', 'calibration samples used (a seeded random choice)', positiveInt('--calib-size'), 1024)
+    .option('--act-calib-size <n>', 'calibration samples used for activation ranges (default: all of --calib-size)', positiveInt('--act-calib-size'))
+    .addOption(new Option('--act-search <how>', 'activation MSE search: on a 4096-bin histogram, or exact (slow)').choices(['histogram', 'exact']).default('histogram'))
+    .option('--seed <n>', 'seed of every random choice', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n)) throw new BadOptionError(`Expected an integer for --seed but received "${v}"`);
+      return n;
+    }, 0)
+    .option('--batch <n>', 'batch size', positiveInt('--batch'), 32)
+    .option('--threads <n>', 'threads', positiveInt('--threads'), 1)
+    .option('--eval-limit <n>', 'evaluate only the first n samples', positiveInt('--eval-limit'))
+    .option('--json', 'print exactly one JSON object on stdout');
+}
+
+export function registerQuantize(program: Command): void {
+  addQuantOptions(program
+    .command('quantize')
+    .description('Quantize an ONNX model: calibrate quantizers, evaluate FP vs quantized, export a QDQ ONNX model')
+    .argument('<model>', 'FP32 ONNX model'))
+    .addOption(new Option('--method <name>', 'quantization method').choices([...METHODS]).default('rtn'))
+    .option('--out <file>', 'write the quantized model as QDQ ONNX')
+    .addHelpText('after', `
+Examples:
+  packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
+      --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
+      --w-bits 4 --a-bits 8 --method rtn --init mse --out resnet20-w4a8.onnx
+  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json`)
+    .action(async (file: string, o: QuantizeCliOptions) => {
+      const r = await runQuantize(file, o);
+      print(r, o);
+    });
+}
+
+export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<{ result: QuantizeResult; file: string; out?: string }> {
+  const model = Model.load(file);
+  const calib = loadDataset({ data: o.calib, mean: o.mean, std: o.std });
+  const evalSet = o.eval ? loadDataset({ data: o.eval, labels: o.labels, mean: o.mean, std: o.std, limit: o.evalLimit }) : undefined;
+  const result = await quantize(model, {
+    method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
+    firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
+    split: o.split, blockPrefixes: o.blocks, calib, eval: evalSet, calibSize: o.calibSize, actCalibSize: o.actCalibSize, actSearch: o.actSearch, seed: o.seed, batch: o.batch, threads: o.threads,
+  });
+  if (o.out) {
+    const { writeQdqModel } = require('../export/qdq');
+    writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
+  }
+  return { result, file, out: o.out };
+}
+
+function print({ result: r, file, out }: { result: QuantizeResult; file: string; out?: string }, o: QuantizeCliOptions): void {
+  const summary = {
+    model: file, method: r.method, wBits: o.wBits, aBits: o.aBits, init: o.init, firstLast: o.firstLast,
+    fp: r.fp ? { accuracy: r.fp.accuracy, samples: r.fp.samples } : undefined,
+    quantized: r.quant ? { accuracy: r.quant.accuracy, samples: r.quant.samples } : undefined,
+    avgWeightBits: r.avgWeightBits, avgActBits: r.avgActBits, weightBytes: r.weightBytes, fpWeightBytes: r.fpWeightBytes,
+    layers: r.plan.layers.length, activationQuantizers: r.plan.acts.length, seconds: r.seconds, out,
+  };
+  if (o.json) {
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
+  const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(2)}%`);
+  const lines = [
+    `model        ${file}`,
+    `method       ${r.method} (init ${o.init}), W${o.wBits}A${o.aBits}, first/last layer: ${o.firstLast}`,
+    `quantizers   ${r.quantized.weights.length} weight, ${r.quantized.acts.length} activation`,
+    `avg bits     weights ${r.avgWeightBits.toFixed(2)}, activations ${r.avgActBits.toFixed(2)}`,
+    `weights      ${r.weightBytes.toLocaleString('en-US')} bytes (FP32: ${r.fpWeightBytes.toLocaleString('en-US')})`,
+  ];
+  if (r.fp) lines.push(`FP top-1     ${pct(r.fp.accuracy)} (${r.fp.samples} samples)`);
+  if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
+  lines.push(`time         ${r.seconds.toFixed(1)} s`);
+  if (out) lines.push(`wrote        ${out}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
