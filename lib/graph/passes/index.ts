@@ -10,8 +10,9 @@ import { foldBatchNorm } from './batchnorm';
 import { removeDeadNodes, removeIdentities } from './cleanup';
 import { foldConstants } from './fold';
 import { fuseGelu, fuseLayerNorm, fuseLinearBias } from './fuse';
+import { fuseQdq } from './qdq';
 
-export { foldBatchNorm, removeDeadNodes, removeIdentities, foldConstants, fuseGelu, fuseLayerNorm, fuseLinearBias };
+export { foldBatchNorm, removeDeadNodes, removeIdentities, foldConstants, fuseGelu, fuseLayerNorm, fuseLinearBias, fuseQdq };
 
 /** Rank of every value, from a specialisation at batch size 1 (symbolic dims of the input set to 1). */
 export function valueRanks(g: Graph): Map<string, number> {
@@ -30,7 +31,8 @@ export interface CanonicalizeOptions {
 }
 
 export function canonicalize(graph: Graph, opts: CanonicalizeOptions = {}): Graph {
-  const g = cloneGraph(graph);
+  // An exported QDQ model's activation Q/DQ pairs become FakeQuant nodes, so packptq runs its own exports.
+  const g = fuseQdq(cloneGraph(graph));
   foldConstants(g);
   removeIdentities(g);
   foldConstants(g);
