@@ -10,6 +10,7 @@
 #include "exec/program.h"
 #include "napi/kernels_binding.h"
 #include "napi/quant_binding.h"
+#include "napi/train_binding.h"
 
 namespace packptq {
 namespace {
@@ -311,6 +312,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("supportedOps", Napi::Function::New(env, SupportedOps));
   register_kernel_bindings(env, exports);
   register_quant_bindings(env, exports);
+  register_train_bindings(env, exports);
   return exports;
 }
 

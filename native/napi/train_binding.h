@@ -1,0 +1,13 @@
+// JavaScript entry point for the differentiable executor (native/train): exports.GradProgram, a
+// Tape in float32 or float64 driven synchronously from JS (tests, gradient checks, small tools).
+// The reconstruction loop itself runs natively and does not go through this binding per iteration.
+#pragma once
+#include <napi.h>
+
+namespace packptq {
+
+// Adds `GradProgram` (and `gradOps`, the list of differentiable op types) to the module's exports;
+// called once from the module init in addon.cpp.
+void register_train_bindings(Napi::Env env, Napi::Object exports);
+
+}  // namespace packptq

@@ -1,0 +1,422 @@
+// Conv, Gemm and MatMul with their gradients: almost all of a unit's arithmetic, so every product
+// goes through gx::gemm (the SIMD sgemm for float). Conv is im2col + GEMM per (sample, group), with
+// the samples spread over threads and single-threaded GEMMs inside (a 16×784×144 product per sample
+// is too small to split well); weight gradients are summed in per-thread partials, then reduced.
+#include "train/grad_util.h"  // first: it sets the optimisation options for the whole file
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+namespace packptq {
+namespace train {
+namespace {
+
+using namespace gx;
+
+template <typename T>
+class ConvGrad : public GradOp<T> {
+ public:
+  explicit ConvGrad(const GradInit& in) : isa_(in.isa) {
+    expect_io(in, 2, 3, 1, 1);
+    const Shape& x = in.in_shapes[0];
+    const Shape& w = in.in_shapes[1];
+    if (x.size() != 4 || w.size() != 4) in.fail_shape("expects 4-D input and weight, got " + shape_str(x) + " and " + shape_str(w));
+    const auto k = ints_attr(in, "kernel", 2), st = ints_attr(in, "strides", 2), p = ints_attr(in, "pads", 4),
+               d = ints_attr(in, "dilations", 2);
+    N_ = x[0], C_ = x[1], H_ = x[2], W_ = x[3], M_ = w[0], KH_ = w[2], KW_ = w[3];
+    sh_ = st[0], sw_ = st[1], pt_ = p[0], pl_ = p[1], dh_ = d[0], dw_ = d[1];
+    G_ = in.attrs.i("group", 1);
+    if (G_ < 1 || C_ % G_ || M_ % G_ || w[1] != C_ / G_)
+      in.fail_shape("input " + shape_str(x) + " and weight " + shape_str(w) + " do not fit group " + str(G_));
+    if (sh_ < 1 || sw_ < 1 || dh_ < 1 || dw_ < 1) in.fail_shape("strides and dilations must be >= 1");
+    if (k[0] != KH_ || k[1] != KW_) in.fail_shape("kernel " + shape_str(k) + " does not match the weight " + shape_str(w));
+    for (int64_t v : p)
+      if (v < 0) in.fail_unsupported("negative pads are not supported");
+    OH_ = (H_ + p[0] + p[2] - dh_ * (KH_ - 1) - 1) / sh_ + 1;
+    OW_ = (W_ + p[1] + p[3] - dw_ * (KW_ - 1) - 1) / sw_ + 1;
+    const Shape want{N_, M_, OH_, OW_};
+    if (OH_ < 1 || OW_ < 1 || in.out_shapes[0] != want)
+      in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " but the convolution gives " + shape_str(want));
+    has_bias_ = in.has_input(2);
+    if (has_bias_ && numel(in.in_shapes[2]) != M_) in.fail_shape("bias must have " + str(M_) + " elements");
+    Cg_ = C_ / G_, Mg_ = M_ / G_, Kc_ = Cg_ * KH_ * KW_, P_ = OH_ * OW_;
+    // A 1×1, stride-1, unpadded conv reads the input as its own im2col matrix.
+    direct_ = KH_ == 1 && KW_ == 1 && sh_ == 1 && sw_ == 1 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0;
+    // The weight gradient needs every sample's im2col matrix: keep them from the forward pass.
+    keep_cols_ = in.wants_grad(1) && !direct_;
+    if (keep_cols_) cols_.assign(static_cast<size_t>(N_ * G_ * Kc_ * P_), T(0));
+  }
+
+  void forward(const GradArgs<T>& a) override {
+    const T* x = a.in[0];
+    const T* w = a.in[1];
+    const T* bias = has_bias_ ? a.in[2] : nullptr;
+    T* y = a.out[0];
+    const int outer = N_ >= a.threads ? a.threads : 1, inner = outer == 1 ? a.threads : 1;
+    ensure_scratch(outer, direct_ ? 0 : Kc_ * P_);
+    parallel_chunks(N_, outer, [&](int tid, int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t g = 0; g < G_; ++g) {
+          const T* xg = x + (n * C_ + g * Cg_) * H_ * W_;
+          const T* col = xg;
+          if (!direct_) {
+            T* c = keep_cols_ ? cols_.data() + (n * G_ + g) * Kc_ * P_ : scratch_[tid].data();
+            im2col(xg, c);
+            col = c;
+          }
+          T* yg = y + (n * M_ + g * Mg_) * P_;
+          gemm(isa_, false, false, Mg_, P_, Kc_, w + g * Mg_ * Kc_, Kc_, col, P_, yg, P_, false, inner);
+          if (bias)
+            for (int64_t m = 0; m < Mg_; ++m) {
+              const T b = bias[g * Mg_ + m];
+              T* row = yg + m * P_;
+              for (int64_t i = 0; i < P_; ++i) row[i] += b;
+            }
+        }
+    });
+  }
+
+  void backward(const GradArgs<T>& a) override {
+    const T* x = a.in[0];
+    const T* w = a.in[1];
+    const T* gy = a.gout[0];
+    T* gxp = a.gin[0];
+    T* gw = a.gin[1];
+    T* gb = has_bias_ ? a.gin[2] : nullptr;
+    if (gb)
+      for (int64_t n = 0; n < N_; ++n)
+        for (int64_t m = 0; m < M_; ++m) {
+          const T* row = gy + (n * M_ + m) * P_;
+          T s = 0;
+          for (int64_t i = 0; i < P_; ++i) s += row[i];
+          gb[m] += s;
+        }
+    if (!gxp && !gw) return;
+    const int outer = N_ >= a.threads ? a.threads : 1, inner = outer == 1 ? a.threads : 1;
+    const int64_t wsize = M_ * Kc_;
+    ensure_scratch(outer, gxp && !direct_ ? Kc_ * P_ : 0);
+    if (gw) {
+      partial_.resize(outer);
+      for (auto& p : partial_) p.assign(static_cast<size_t>(wsize), T(0));
+    }
+    const int used = parallel_chunks(N_, outer, [&](int tid, int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t g = 0; g < G_; ++g) {
+          const T* gyg = gy + (n * M_ + g * Mg_) * P_;
+          if (gw) {
+            const T* col = direct_ ? x + (n * C_ + g * Cg_) * H_ * W_ : cols_.data() + (n * G_ + g) * Kc_ * P_;
+            // dW_g += dY_g [Mg×P] · colᵀ [P×Kc]
+            gemm(isa_, false, true, Mg_, Kc_, P_, gyg, P_, col, P_, partial_[tid].data() + g * Mg_ * Kc_, Kc_, true, inner);
+          }
+          if (gxp) {
+            T* gxg = gxp + (n * C_ + g * Cg_) * H_ * W_;
+            // dcol = W_gᵀ [Kc×Mg] · dY_g [Mg×P]; for a direct conv that is dX itself.
+            if (direct_) {
+              gemm(isa_, true, false, Kc_, P_, Mg_, w + g * Mg_ * Kc_, Kc_, gyg, P_, gxg, P_, true, inner);
+            } else {
+              T* dcol = scratch_[tid].data();
+              gemm(isa_, true, false, Kc_, P_, Mg_, w + g * Mg_ * Kc_, Kc_, gyg, P_, dcol, P_, false, inner);
+              col2im_add(dcol, gxg);
+            }
+          }
+        }
+    });
+    if (gw)
+      for (int t = 0; t < used; ++t) {
+        const T* p = partial_[t].data();
+        for (int64_t i = 0; i < wsize; ++i) gw[i] += p[i];
+      }
+  }
+
+ private:
+  void ensure_scratch(int threads, int64_t size) {
+    if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
+    for (int t = 0; t < threads; ++t)
+      if (static_cast<int64_t>(scratch_[t].size()) < size) scratch_[t].assign(static_cast<size_t>(size), T(0));
+  }
+
+  // Output columns [lo, hi) whose tap at kernel column kw lands inside the input row.
+  void col_range(int64_t kw, int64_t* lo, int64_t* hi) const {
+    const int64_t off = kw * dw_ - pl_;
+    // ow·sw + off ≥ 0  and  ow·sw + off ≤ W−1
+    int64_t l = off >= 0 ? 0 : (-off + sw_ - 1) / sw_;
+    int64_t h = W_ - 1 - off < 0 ? 0 : (W_ - 1 - off) / sw_ + 1;
+    *lo = std::min(l, OW_);
+    *hi = std::max(*lo, std::min(h, OW_));
+  }
+
+  // col[(c·KH + kh)·KW + kw, oh·OW + ow] = x[c, oh·sh − pt + kh·dh, ow·sw − pl + kw·dw] (0 outside).
+  void im2col(const T* x, T* col) const {
+    for (int64_t c = 0; c < Cg_; ++c)
+      for (int64_t kh = 0; kh < KH_; ++kh)
+        for (int64_t kw = 0; kw < KW_; ++kw) {
+          T* row = col + ((c * KH_ + kh) * KW_ + kw) * P_;
+          int64_t lo, hi;
+          col_range(kw, &lo, &hi);
+          const int64_t off = kw * dw_ - pl_;
+          for (int64_t oh = 0; oh < OH_; ++oh) {
+            T* dst = row + oh * OW_;
+            const int64_t ih = oh * sh_ - pt_ + kh * dh_;
+            if (ih < 0 || ih >= H_) {
+              std::fill(dst, dst + OW_, T(0));
+              continue;
+            }
+            const T* src = x + (c * H_ + ih) * W_ + off;
+            std::fill(dst, dst + lo, T(0));
+            if (sw_ == 1) std::memcpy(dst + lo, src + lo, sizeof(T) * (hi - lo));
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * sw_];
+            std::fill(dst + hi, dst + OW_, T(0));
+          }
+        }
+  }
+
+  // The adjoint of im2col: every column entry adds back onto the input element it was read from.
+  void col2im_add(const T* col, T* gx) const {
+    for (int64_t c = 0; c < Cg_; ++c)
+      for (int64_t kh = 0; kh < KH_; ++kh)
+        for (int64_t kw = 0; kw < KW_; ++kw) {
+          const T* row = col + ((c * KH_ + kh) * KW_ + kw) * P_;
+          int64_t lo, hi;
+          col_range(kw, &lo, &hi);
+          const int64_t off = kw * dw_ - pl_;
+          for (int64_t oh = 0; oh < OH_; ++oh) {
+            const int64_t ih = oh * sh_ - pt_ + kh * dh_;
+            if (ih < 0 || ih >= H_) continue;
+            const T* src = row + oh * OW_;
+            T* dst = gx + (c * H_ + ih) * W_ + off;
+            if (sw_ == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw_] += src[ow];
+          }
+        }
+  }
+
+  Isa isa_;
+  int64_t N_, C_, H_, W_, M_, KH_, KW_, sh_, sw_, pt_, pl_, dh_, dw_, G_, OH_, OW_;
+  int64_t Cg_ = 0, Mg_ = 0, Kc_ = 0, P_ = 0;
+  bool has_bias_ = false, direct_ = false, keep_cols_ = false;
+  std::vector<T> cols_;
+  std::vector<std::vector<T>> scratch_, partial_;
+};
+
+// Y = alpha · op(A) · op(B) + beta · C, C unidirectionally broadcast to [M, N].
+template <typename T>
+class GemmGrad : public GradOp<T> {
+ public:
+  explicit GemmGrad(const GradInit& in) : isa_(in.isa) {
+    expect_io(in, 2, 3, 1, 1);
+    const Shape& a = in.in_shapes[0];
+    const Shape& b = in.in_shapes[1];
+    if (a.size() != 2 || b.size() != 2) in.fail_shape("expects 2-D A and B, got " + shape_str(a) + " and " + shape_str(b));
+    ta_ = in.attrs.i("transA", 0) != 0;
+    tb_ = in.attrs.i("transB", 0) != 0;
+    alpha_ = static_cast<T>(in.attrs.f("alpha", 1.0));
+    beta_ = static_cast<T>(in.attrs.f("beta", 1.0));
+    M_ = ta_ ? a[1] : a[0];
+    K_ = ta_ ? a[0] : a[1];
+    N_ = tb_ ? b[0] : b[1];
+    if ((tb_ ? b[1] : b[0]) != K_) in.fail_shape("inner dimensions differ: A " + shape_str(a) + ", B " + shape_str(b));
+    if (in.out_shapes[0] != Shape{M_, N_}) in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " should be [" + str(M_) + "," + str(N_) + "]");
+    has_c_ = in.has_input(2);
+    if (has_c_) {
+      Shape c = in.in_shapes[2];
+      if (c.size() > 2) in.fail_shape("C " + shape_str(c) + " has rank > 2");
+      while (c.size() < 2) c.insert(c.begin(), 1);
+      if ((c[0] != 1 && c[0] != M_) || (c[1] != 1 && c[1] != N_))
+        in.fail_shape("C " + shape_str(in.in_shapes[2]) + " does not broadcast to [" + str(M_) + "," + str(N_) + "]");
+      c_rows_ = c[0];
+      c_cols_ = c[1];
+    }
+  }
+
+  void forward(const GradArgs<T>& a) override {
+    T* y = a.out[0];
+    gemm(isa_, ta_, tb_, M_, N_, K_, a.in[0], ta_ ? M_ : K_, a.in[1], tb_ ? K_ : N_, y, N_, false, a.threads);
+    if (alpha_ != T(1))
+      for (int64_t i = 0; i < M_ * N_; ++i) y[i] *= alpha_;
+    if (has_c_ && beta_ != T(0))
+      for (int64_t m = 0; m < M_; ++m)
+        for (int64_t n = 0; n < N_; ++n) y[m * N_ + n] += beta_ * c_at(a.in[2], m, n);
+  }
+
+  void backward(const GradArgs<T>& a) override {
+    const T* A = a.in[0];
+    const T* B = a.in[1];
+    const T* gy = a.gout[0];
+    const int64_t lda = ta_ ? M_ : K_, ldb = tb_ ? K_ : N_;
+    // sgemm has no alpha: scale a copy of the output gradient instead.
+    if (alpha_ != T(1) && (a.gin[0] || a.gin[1])) {
+      scaled_.assign(gy, gy + M_ * N_);
+      for (auto& v : scaled_) v *= alpha_;
+      gy = scaled_.data();
+    }
+    if (T* gA = a.gin[0]) {
+      if (!ta_)  // dA [M,K] = dY · op(B)ᵀ
+        gemm(isa_, false, !tb_, M_, K_, N_, gy, N_, B, ldb, gA, K_, true, a.threads);
+      else  // A stored [K,M]: dA = op(B) · dYᵀ
+        gemm(isa_, tb_, true, K_, M_, N_, B, ldb, gy, N_, gA, M_, true, a.threads);
+    }
+    if (T* gB = a.gin[1]) {
+      if (!tb_)  // dB [K,N] = op(A)ᵀ · dY
+        gemm(isa_, !ta_, false, K_, N_, M_, A, lda, gy, N_, gB, N_, true, a.threads);
+      else  // B stored [N,K]: dB = dYᵀ · op(A)
+        gemm(isa_, true, ta_, N_, K_, M_, gy, N_, A, lda, gB, K_, true, a.threads);
+    }
+    if (has_c_ && a.gin[2]) {
+      T* gC = a.gin[2];
+      const T* g0 = a.gout[0];
+      for (int64_t m = 0; m < M_; ++m)
+        for (int64_t n = 0; n < N_; ++n) gC[(c_rows_ == 1 ? 0 : m) * c_cols_ + (c_cols_ == 1 ? 0 : n)] += beta_ * g0[m * N_ + n];
+    }
+  }
+
+ private:
+  T c_at(const T* c, int64_t m, int64_t n) const { return c[(c_rows_ == 1 ? 0 : m) * c_cols_ + (c_cols_ == 1 ? 0 : n)]; }
+
+  Isa isa_;
+  bool ta_ = false, tb_ = false, has_c_ = false;
+  T alpha_ = 1, beta_ = 1;
+  int64_t M_ = 0, N_ = 0, K_ = 0, c_rows_ = 1, c_cols_ = 1;
+  std::vector<T> scaled_;
+};
+
+// numpy matmul with batch broadcasting, plus the canonical linear layer's optional bias (one value
+// per output column). Gradients of a broadcast operand sum over the batches that share it; batches
+// are grouped by the operand block they touch so threads never write the same block.
+template <typename T>
+class MatMulGrad : public GradOp<T> {
+ public:
+  explicit MatMulGrad(const GradInit& in) : isa_(in.isa) {
+    expect_io(in, 2, 3, 1, 1);
+    Shape a = in.in_shapes[0], b = in.in_shapes[1];
+    if (a.empty() || b.empty()) in.fail_shape("MatMul operands must have rank >= 1");
+    if (a.size() == 1) a.insert(a.begin(), 1);
+    if (b.size() == 1) b.push_back(1);
+    M_ = a[a.size() - 2], K_ = a.back(), N_ = b.back();
+    if (b[b.size() - 2] != K_) in.fail_shape("inner dimensions differ: " + shape_str(in.in_shapes[0]) + " x " + shape_str(in.in_shapes[1]));
+    Shape ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+    const size_t r = std::max(ab.size(), bb.size());
+    while (ab.size() < r) ab.insert(ab.begin(), 1);
+    while (bb.size() < r) bb.insert(bb.begin(), 1);
+    Shape out;
+    batch_ = 1;
+    for (size_t i = 0; i < r; ++i) {
+      if (ab[i] != bb[i] && ab[i] != 1 && bb[i] != 1)
+        in.fail_shape("batch dimensions do not broadcast: " + shape_str(in.in_shapes[0]) + " x " + shape_str(in.in_shapes[1]));
+      out.push_back(std::max(ab[i], bb[i]));
+      batch_ *= out.back();
+    }
+    // The output must be the matmul's shape (1-D operands drop their promoted dim).
+    Shape want = out;
+    if (in.in_shapes[0].size() > 1) want.push_back(M_);
+    if (in.in_shapes[1].size() > 1) want.push_back(N_);
+    if (in.out_shapes[0] != want) in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " should be " + shape_str(want));
+    has_bias_ = in.has_input(2);
+    if (has_bias_ && numel(in.in_shapes[2]) != N_) in.fail_shape("bias " + shape_str(in.in_shapes[2]) + " should have " + str(N_) + " elements");
+    a_off_.resize(batch_);
+    b_off_.resize(batch_);
+    std::vector<int64_t> idx(r, 0);
+    for (int64_t t = 0; t < batch_; ++t) {
+      int64_t ao = 0, bo = 0, as = 1, bs = 1;
+      for (int i = static_cast<int>(r) - 1; i >= 0; --i) {
+        if (ab[i] != 1) ao += idx[i] * as;
+        if (bb[i] != 1) bo += idx[i] * bs;
+        as *= ab[i];
+        bs *= bb[i];
+      }
+      a_off_[t] = ao * M_ * K_;
+      b_off_[t] = bo * K_ * N_;
+      for (int i = static_cast<int>(r) - 1; i >= 0; --i) {
+        if (++idx[i] < out[i]) break;
+        idx[i] = 0;
+      }
+    }
+    // A shared B with A's batches contiguous (a Linear layer over tokens): one tall GEMM.
+    fold_ = batch_ > 1;
+    for (int64_t t = 0; t < batch_ && fold_; ++t) fold_ = b_off_[t] == 0 && a_off_[t] == t * M_ * K_;
+    group(a_off_, &a_groups_);
+    group(b_off_, &b_groups_);
+  }
+
+  void forward(const GradArgs<T>& a) override {
+    const T* A = a.in[0];
+    const T* B = a.in[1];
+    T* Y = a.out[0];
+    if (fold_ || batch_ == 1) {
+      gemm(isa_, false, false, (fold_ ? batch_ : 1) * M_, N_, K_, A, K_, B, N_, Y, N_, false, a.threads);
+    } else {
+      parallel_for(batch_, a.threads, [&](int64_t b0, int64_t b1) {
+        for (int64_t t = b0; t < b1; ++t)
+          gemm(isa_, false, false, M_, N_, K_, A + a_off_[t], K_, B + b_off_[t], N_, Y + t * M_ * N_, N_, false, 1);
+      });
+    }
+    if (has_bias_) {
+      const T* bias = a.in[2];
+      for (int64_t i = 0; i < batch_ * M_; ++i)
+        for (int64_t n = 0; n < N_; ++n) Y[i * N_ + n] += bias[n];
+    }
+  }
+
+  void backward(const GradArgs<T>& a) override {
+    const T* A = a.in[0];
+    const T* B = a.in[1];
+    const T* gy = a.gout[0];
+    T* gA = a.gin[0];
+    T* gB = a.gin[1];
+    if (fold_ || batch_ == 1) {
+      const int64_t rows = (fold_ ? batch_ : 1) * M_;
+      if (gA) gemm(isa_, false, true, rows, K_, N_, gy, N_, B, N_, gA, K_, true, a.threads);     // dY · Bᵀ
+      if (gB) gemm(isa_, true, false, K_, N_, rows, A, K_, gy, N_, gB, N_, true, a.threads);     // Aᵀ · dY
+    } else {
+      if (gA)
+        parallel_for(static_cast<int64_t>(a_groups_.size()), a.threads, [&](int64_t g0, int64_t g1) {
+          for (int64_t g = g0; g < g1; ++g)
+            for (int64_t t : a_groups_[g].second)
+              gemm(isa_, false, true, M_, K_, N_, gy + t * M_ * N_, N_, B + b_off_[t], N_, gA + a_groups_[g].first, K_, true, 1);
+        });
+      if (gB)
+        parallel_for(static_cast<int64_t>(b_groups_.size()), a.threads, [&](int64_t g0, int64_t g1) {
+          for (int64_t g = g0; g < g1; ++g)
+            for (int64_t t : b_groups_[g].second)
+              gemm(isa_, true, false, K_, N_, M_, A + a_off_[t], K_, gy + t * M_ * N_, N_, gB + b_groups_[g].first, N_, true, 1);
+        });
+    }
+    if (has_bias_ && a.gin[2]) {
+      T* gb = a.gin[2];
+      for (int64_t i = 0; i < batch_ * M_; ++i)
+        for (int64_t n = 0; n < N_; ++n) gb[n] += gy[i * N_ + n];
+    }
+  }
+
+ private:
+  static void group(const std::vector<int64_t>& offs, std::vector<std::pair<int64_t, std::vector<int64_t>>>* out) {
+    std::map<int64_t, std::vector<int64_t>> m;
+    for (int64_t t = 0; t < static_cast<int64_t>(offs.size()); ++t) m[offs[t]].push_back(t);
+    out->assign(m.begin(), m.end());
+  }
+
+  Isa isa_;
+  int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
+  bool fold_ = false, has_bias_ = false;
+  std::vector<int64_t> a_off_, b_off_;
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> a_groups_, b_groups_;
+};
+
+template <typename T>
+std::unique_ptr<GradOp<T>> make_conv(const GradInit& in) { return std::make_unique<ConvGrad<T>>(in); }
+template <typename T>
+std::unique_ptr<GradOp<T>> make_gemm(const GradInit& in) { return std::make_unique<GemmGrad<T>>(in); }
+template <typename T>
+std::unique_ptr<GradOp<T>> make_matmul(const GradInit& in) { return std::make_unique<MatMulGrad<T>>(in); }
+
+}  // namespace
+
+PACKPTQ_REGISTER_GRAD_OP("Conv", make_conv);
+PACKPTQ_REGISTER_GRAD_OP("Gemm", make_gemm);
+PACKPTQ_REGISTER_GRAD_OP("MatMul", make_matmul);
+
+}  // namespace train
+}  // namespace packptq
