@@ -36,7 +36,7 @@ export interface SpecializeOptions {
 const DEFAULT_DOMAINS = new Set(['', 'ai.onnx']);
 /** packptq's own ops, which only packptq inserts (the simulated quantizer). */
 const PACKPTQ_DOMAIN = 'packptq';
-const PACKPTQ_OPS = new Set(['FakeQuant']);
+const PACKPTQ_OPS = new Set(['FakeQuant', 'AdaRound', 'LsqQuant']);
 
 /** Refuses ops the engine does not know, before any work; lists the supported ones. */
 export function checkSupported(g: Graph): void {

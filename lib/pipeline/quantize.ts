@@ -14,8 +14,9 @@ import { InitMethod, calibrateActivations, calibrateWeights, checkInit } from '.
 import { PlanOptions, QuantPlan, planQuantization } from '../quant/plan';
 import { simulatedGraph } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
+import { UnitReport, reconstructModel } from '../recon/reconstruct';
 
-export const METHODS = ['rtn'] as const;
+export const METHODS = ['rtn', 'adaround', 'brecq', 'qdrop'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface ProgressEvent {
@@ -23,6 +24,8 @@ export interface ProgressEvent {
   done: number;
   total: number;
   unit?: string;
+  unitIndex?: number;
+  units?: number;
   loss?: number;
   eta?: number;
 }
@@ -42,9 +45,24 @@ export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
   seed?: number;
   batch?: number;
   threads?: number;
+  /** Reconstruction iterations per unit (default 20000). */
+  iters?: number;
+  /** AdaRound regulariser weight λ (default 0.01). */
+  lambda?: number;
+  /** QDrop dropping probability (default 0.5 for qdrop, 0 otherwise). */
+  dropProb?: number;
+  lrRound?: number;
+  lrAct?: number;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }
+
+/** How each method reconstructs: unit granularity and dropping. */
+export const METHOD_SETTINGS: Record<Exclude<Method, 'rtn'>, { granularity: 'layer' | 'block'; dropProb: number }> = {
+  adaround: { granularity: 'layer', dropProb: 0 },
+  brecq: { granularity: 'block', dropProb: 0 },
+  qdrop: { granularity: 'block', dropProb: 0.5 },
+};
 
 export interface QuantizeResult {
   method: Method;
@@ -60,6 +78,8 @@ export interface QuantizeResult {
   weightBytes: number;
   fpWeightBytes: number;
   seconds: number;
+  /** Per reconstructed unit: iterations, time, loss at start and end, loss curve. */
+  units: UnitReport[];
 }
 
 export function checkMethod(m: string): asserts m is Method {
@@ -73,6 +93,10 @@ export function validateQuantizeOptions(o: QuantizeOptions): void {
   for (const [name, v] of [['--calib-size', o.calibSize], ['--act-calib-size', o.actCalibSize], ['--batch', o.batch], ['--threads', o.threads]] as const)
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new BadOptionError(`Expected a positive integer for ${name} but received ${v}`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new BadOptionError(`Expected an integer for --seed but received ${o.seed}`);
+  if (o.iters !== undefined && (!Number.isInteger(o.iters) || o.iters < 1)) throw new BadOptionError(`Expected a positive integer for --iters but received ${o.iters}`);
+  for (const [name, v] of [['--lambda', o.lambda], ['--lr-round', o.lrRound], ['--lr-act', o.lrAct]] as const)
+    if (v !== undefined && !(v >= 0 && Number.isFinite(v))) throw new BadOptionError(`Expected a non-negative number for ${name} but received ${v}`);
+  if (o.dropProb !== undefined && !(o.dropProb >= 0 && o.dropProb <= 1)) throw new BadOptionError(`Expected a probability in [0, 1] for --drop-prob but received ${o.dropProb}`);
 }
 
 export function sizeReport(g: Graph, plan: QuantPlan, q: QuantizedGraph): { avgWeightBits: number; avgActBits: number; weightBytes: number; fpWeightBytes: number } {
@@ -114,7 +138,19 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     init, percentile: o.percentile, batch, threads, signal: o.signal, actSamples: o.actCalibSize, actSearch: o.actSearch,
     onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }),
   });
-  const quantized: QuantizedGraph = { weights, acts };
+  let quantized: QuantizedGraph = { weights, acts };
+  let units: UnitReport[] = [];
+  if (method !== 'rtn') {
+    const m = METHOD_SETTINGS[method];
+    const r = await reconstructModel(model, structure, quantized, calib, {
+      granularity: m.granularity, dropProb: o.dropProb ?? m.dropProb, inputQuantProb: 1,
+      iters: o.iters ?? 20000, batch, lrRound: o.lrRound ?? 3e-3, lrAct: o.lrAct ?? 4e-5, lambda: o.lambda ?? 0.01,
+      seed: o.seed ?? 0, threads, signal: o.signal,
+      onProgress: (e) => o.onProgress?.({ phase: 'reconstruct', done: e.iter, total: e.iters, unit: e.unit, unitIndex: e.unitIndex, units: e.units, loss: e.loss, eta: e.eta }),
+    });
+    quantized = r.quantized;
+    units = r.units;
+  }
   const simulated = simulatedGraph(model.graph, quantized);
   if (o.signal?.aborted) throw new AbortError();
 
@@ -127,6 +163,7 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
   return {
     method, plan, quantized, simulated, fp, quant,
     ...sizeReport(model.graph, plan, quantized),
+    units,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,
   };
 }

@@ -11,6 +11,7 @@
 #include "napi/kernels_binding.h"
 #include "napi/quant_binding.h"
 #include "napi/train_binding.h"
+#include "napi/recon_binding.h"
 
 namespace packptq {
 namespace {
@@ -313,6 +314,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_kernel_bindings(env, exports);
   register_quant_bindings(env, exports);
   register_train_bindings(env, exports);
+  register_recon_bindings(env, exports);
   return exports;
 }
 

@@ -413,6 +413,8 @@ Napi::Value GradOps(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+train::TapeSpec parse_tape_desc(const Napi::Value& desc) { return read_desc(desc); }
+
 void register_train_bindings(Napi::Env env, Napi::Object exports) {
   exports.Set("GradProgram", GradProgramWrap::Init(env));
   exports.Set("gradOps", Napi::Function::New(env, GradOps));

@@ -4,10 +4,16 @@
 #pragma once
 #include <napi.h>
 
+#include "train/tape.h"
+
 namespace packptq {
 
 // Adds `GradProgram` (and `gradOps`, the list of differentiable op types) to the module's exports;
 // called once from the module init in addon.cpp.
 void register_train_bindings(Napi::Env env, Napi::Object exports);
+
+// Parses a program description into a TapeSpec (every field checked; throws packptq::Error with
+// BAD_OPTION naming the field). Shared with the reconstruction binding.
+train::TapeSpec parse_tape_desc(const Napi::Value& desc);
 
 }  // namespace packptq

@@ -66,6 +66,20 @@ export const QUANT_OPS: Record<string, OpDef> = {
       qmin: attrInt(c.node, 'qmin', 0), qmax: attrInt(c.node, 'qmax', 255),
     }),
   },
+  // Reconstruction-only ops (native/recon): they run on the differentiable executor, never in a Program.
+  AdaRound: {
+    infer: (c) => same(c),
+    lower: (c) => c.emit('AdaRound', c.node.inputs, c.node.outputs, {
+      axis: attrInt(c.node, 'axis', 0), qmin: attrInt(c.node, 'qmin', 0), qmax: attrInt(c.node, 'qmax', 255),
+    }),
+  },
+  LsqQuant: {
+    infer: (c) => same(c),
+    lower: (c) => c.emit('LsqQuant', c.node.inputs, c.node.outputs, {
+      zero_point: attrInt(c.node, 'zero_point', 0), qmin: attrInt(c.node, 'qmin', 0), qmax: attrInt(c.node, 'qmax', 255),
+      seed: attrInt(c.node, 'seed', 0),
+    }),
+  },
   DequantizeLinear: {
     constInputs: [1, 2],
     infer: (c) => ({ shapes: [inShape(c, 0)], dtypes: ['float32'] }),

@@ -1,0 +1,253 @@
+/**
+ * Reconstruction of a quantized model, unit by unit in network order (AdaRound layer-wise, BRECQ
+ * and QDrop block-wise, Pack-PTQ pack-wise). For each unit:
+ *  1. its inputs and target: the unit's input and output in the FP model (x_fp, y_fp) and its input
+ *     in the model quantized so far (x_q: every earlier unit final, later ones FP), over the whole
+ *     calibration set, captured batch by batch;
+ *  2. its graph: the unit's nodes with an AdaRound op on every quantized weight (V initialised so
+ *     that h(V) is the fractional part of W/s) and a learned-step quantizer (LsqQuant) on every
+ *     quantized activation read inside it;
+ *  3. the native loop (native/recon) on a worker thread: thousands of iterations, progress a few
+ *     times a second, cancellable;
+ *  4. hard rounding: codes = clamp(⌊W/s⌋ + [V ≥ 0] + z); the learned activation steps are kept.
+ */
+import { AbortError } from '../errors';
+import { Subset, subsetBatch } from '../data/subset';
+import { Model } from '../engine/model';
+import { lower } from '../engine/lower';
+import { Structure } from '../graph/blocks';
+import { Graph, Node, Tensor } from '../graph/ir';
+import { specialize } from '../graph/specialize';
+import { native } from '../native';
+import { simulatedGraph } from '../quant/simulate';
+import { ActQuant, QuantizedGraph, WeightQuant } from '../quant/types';
+import { ReconUnit, reconUnits } from './units';
+
+export interface ReconConfig {
+  iters: number;
+  batch: number;
+  lrRound: number;
+  lrAct: number;
+  lambda: number;
+  /** QDrop: probability that an activation element skips its quantizer during reconstruction. */
+  dropProb: number;
+  /** Pack-PTQ: probability that a unit-input element comes from the quantized prefix (else FP). */
+  inputQuantProb: number;
+  seed: number;
+  threads: number;
+  warmup?: number;
+}
+
+export interface UnitReport {
+  name: string;
+  kind: ReconUnit['kind'];
+  layers: string[];
+  iters: number;
+  seconds: number;
+  /** Reconstruction loss (mean over the last report interval) at the start and at the end. */
+  lossStart: number;
+  lossEnd: number;
+  curve: { iter: number; recLoss: number; regLoss: number }[];
+}
+
+export interface ReconProgressEvent {
+  unit: string;
+  unitIndex: number;
+  units: number;
+  iter: number;
+  iters: number;
+  loss: number;
+  /** Seconds left in this unit at the current speed. */
+  eta: number;
+}
+
+export interface ReconOptions extends ReconConfig {
+  granularity: 'layer' | 'block';
+  packs?: number[][];
+  signal?: AbortSignal;
+  onProgress?: (e: ReconProgressEvent) => void;
+  /** Called when a unit is finished (checkpointing). */
+  onUnitDone?: (index: number, q: QuantizedGraph, report: UnitReport) => void;
+  /** Units already finished by an earlier run (resumption): they are skipped. */
+  startUnit?: number;
+}
+
+/** V such that h(V) = clamp(σ(V)·1.2 − 0.1, 0, 1) equals the fractional part r of W/s. */
+function initialV(r: number): number {
+  const h = Math.min(Math.max(r, 1e-4), 1 - 1e-4);
+  return -Math.log(1.2 / (h + 0.1) - 1);
+}
+
+/** Values of a unit: sample shapes from a batch-1 specialisation of the graph. */
+function sampleShapes(g: Graph, model: Model, names: string[]): number[][] {
+  const s = specialize(g, { inputShapes: { [model.input.name]: model.inputShapeFor(1) } });
+  return names.map((n) => s.values.get(n)!.shape.slice(1));
+}
+
+interface UnitGraph {
+  graph: Graph;
+  trainable: string[];
+  kinds: ('round' | 'act')[];
+  weights: WeightQuant[];
+  acts: ActQuant[];
+}
+
+function unitGraph(model: Model, unit: ReconUnit, weights: Map<string, WeightQuant>, acts: ActQuant[], seed: number): UnitGraph {
+  const g = model.graph;
+  const layers = new Set(unit.layers);
+  const nodes: Node[] = unit.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] }));
+  const init = new Map<string, Tensor>();
+  for (const n of nodes) for (const i of n.inputs) { const t = g.initializers.get(i); if (t) init.set(i, t); }
+  const trainable: string[] = [], kinds: ('round' | 'act')[] = [];
+  const unitWeights: WeightQuant[] = [], unitActs: ActQuant[] = [];
+  const extra: Node[] = [];
+  for (const n of nodes) {
+    const w = layers.has(n.name) ? weights.get(n.name) : undefined;
+    if (!w) continue;
+    const t = g.initializers.get(w.weight)!;
+    const p = w.params;
+    const channels = p.scale.length;
+    const inner = p.axis === undefined ? t.data.length : t.dims.slice(p.axis + 1).reduce((a, b) => a * b, 1);
+    const V = new Float32Array(t.data.length);
+    for (let i = 0; i < V.length; i++) {
+      const s = p.scale[channels > 1 ? Math.floor(i / inner) % channels : 0];
+      const x = t.data[i] / s;
+      V[i] = initialV(x - Math.floor(x));
+    }
+    const base = `${n.name}::adaround`;
+    init.set(`${base}.V`, { dtype: 'float32', dims: [...t.dims], data: V });
+    init.set(`${base}.scale`, { dtype: 'float32', dims: [channels], data: Float32Array.from(p.scale) });
+    init.set(`${base}.zero`, { dtype: 'float32', dims: [channels], data: Float32Array.from(p.zeroPoint) });
+    extra.push({
+      name: base, opType: 'AdaRound', domain: 'packptq', inputs: [w.weight, `${base}.V`, `${base}.scale`, `${base}.zero`], outputs: [`${base}.W`],
+      attrs: { axis: { type: 'int', value: p.axis ?? 0 }, qmin: { type: 'int', value: p.qmin }, qmax: { type: 'int', value: p.qmax } },
+    });
+    n.inputs = n.inputs.map((i) => (i === w.weight ? `${base}.W` : i));
+    trainable.push(`${base}.V`);
+    kinds.push('round');
+    unitWeights.push(w);
+  }
+  acts.forEach((a, k) => {
+    const readers = nodes.filter((n) => layers.has(n.name) && a.consumers.includes(n.name));
+    if (!readers.length) return;
+    const base = `${a.tensor}::lsq`;
+    init.set(`${base}.s`, { dtype: 'float32', dims: [1], data: Float32Array.of(a.params.scale[0]) });
+    extra.push({
+      name: base, opType: 'LsqQuant', domain: 'packptq', inputs: [a.tensor, `${base}.s`], outputs: [`${base}.y`],
+      attrs: {
+        zero_point: { type: 'int', value: a.params.zeroPoint[0] }, qmin: { type: 'int', value: a.params.qmin },
+        qmax: { type: 'int', value: a.params.qmax }, seed: { type: 'int', value: (seed * 1000003 + k) % 2147483647 },
+      },
+    });
+    for (const r of readers) r.inputs = r.inputs.map((i) => (i === a.tensor ? `${base}.y` : i));
+    trainable.push(`${base}.s`);
+    kinds.push('act');
+    unitActs.push(a);
+  });
+  const graph: Graph = {
+    name: unit.name, opset: g.opset, nodes: [...extra, ...nodes],
+    inputs: unit.inputs.map((name) => ({ name, dtype: 'float32' as const })),
+    outputs: [{ name: unit.output, dtype: 'float32' }],
+    initializers: init, valueInfo: new Map(),
+  };
+  return { graph, trainable, kinds, weights: unitWeights, acts: unitActs };
+}
+
+/** Hard codes from the learned rounding: clamp(⌊W/s⌋ + [V ≥ 0] + z, qmin, qmax). */
+function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Array, dims: number[]): Int32Array {
+  const p = w.params;
+  const channels = p.scale.length;
+  const inner = p.axis === undefined ? W.length : dims.slice(p.axis + 1).reduce((a, b) => a * b, 1);
+  const codes = new Int32Array(W.length);
+  for (let i = 0; i < W.length; i++) {
+    const c = channels > 1 ? Math.floor(i / inner) % channels : 0;
+    const q = Math.floor(W[i] / p.scale[c]) + (V[i] >= 0 ? 1 : 0) + p.zeroPoint[c];
+    codes[i] = Math.min(p.qmax, Math.max(p.qmin, q));
+  }
+  return codes;
+}
+
+/** Runs `graph` (outputs = `values`) over the calibration subset and concatenates each value. */
+async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, signal?: AbortSignal): Promise<Float32Array[]> {
+  const m = Model.fromGraph(graph, model.file);
+  const program = m.captureProgram(batch, values, { threads });
+  const n = calib.indices.length;
+  const sizes = program.info.outputShapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
+  const out = sizes.map((s) => new Float32Array(s * n));
+  for (let start = 0; start < n; start += batch) {
+    if (signal?.aborted) throw new AbortError();
+    const count = Math.min(batch, n - start);
+    const res = await program.run([subsetBatch(calib, start, count, batch)]);
+    res.forEach((r, k) => out[k].set(r.subarray(0, sizes[k] * count), start * sizes[k]));
+  }
+  return out;
+}
+
+export async function reconstructModel(model: Model, s: Structure, initial: QuantizedGraph, calib: Subset, o: ReconOptions): Promise<{ quantized: QuantizedGraph; units: UnitReport[] }> {
+  const g = model.graph;
+  const units = reconUnits(g, s, { granularity: o.granularity, packs: o.packs });
+  const weights = new Map(initial.weights.map((w) => [w.layer, { ...w }]));
+  const acts = initial.acts.map((a) => ({ ...a, params: { ...a.params, scale: Float32Array.from(a.params.scale) } }));
+  const finalWeights = new Map<string, WeightQuant>();
+  const finalActs = new Set<ActQuant>();
+  const reports: UnitReport[] = [];
+  const current = (): QuantizedGraph => ({ weights: [...finalWeights.values()], acts: acts.filter((a) => finalActs.has(a)) });
+
+  for (let ui = 0; ui < units.length; ui++) {
+    const unit = units[ui];
+    const ug = unitGraph(model, unit, weights, acts.filter((a) => !finalActs.has(a)), o.seed + ui);
+    if (ui < (o.startUnit ?? 0) || !ug.trainable.length) {
+      for (const w of ug.weights) finalWeights.set(w.layer, weights.get(w.layer)!);
+      for (const a of ug.acts) finalActs.add(a);
+      continue;
+    }
+    // Inputs and target: FP values, and the input as the model quantized so far computes it.
+    const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...unit.inputs], calib, o.batch, o.threads, o.signal);
+    const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, o.signal);
+    const shapes = sampleShapes(g, model, unit.inputs);
+    const spec = specialize(ug.graph, { inputShapes: Object.fromEntries(unit.inputs.map((n, k) => [n, [o.batch, ...shapes[k]]])) });
+    const desc = lower(spec);
+    const ids = ug.trainable.map((name) => desc.tensors.findIndex((t) => t.name === name));
+    const job = new (native().ReconJob)({ ...desc, isa: undefined }, { trainable: ids, kinds: ug.kinds });
+    const abort = () => job.cancel();
+    o.signal?.addEventListener('abort', abort);
+    let res;
+    try {
+      res = await job.run(
+        { inputsQ: qIns, inputsFp: o.inputQuantProb < 1 ? fpIns : undefined, target: fpOut, samples: calib.indices.length },
+        { iters: o.iters, batch: o.batch, lrRound: o.lrRound, lrAct: o.lrAct, lambda: o.lambda, dropProb: o.dropProb, inputQuantProb: o.inputQuantProb, seed: o.seed + ui, threads: o.threads, warmup: o.warmup ?? 0.2 },
+        (p: { iter: number; iters: number; recLoss: number; seconds: number }) => o.onProgress?.({
+          unit: unit.name, unitIndex: ui, units: units.length, iter: p.iter, iters: p.iters, loss: p.recLoss,
+          eta: p.iter ? (p.seconds / p.iter) * (p.iters - p.iter) : 0,
+        }),
+      );
+    } finally {
+      o.signal?.removeEventListener('abort', abort);
+    }
+    if (res.cancelled || o.signal?.aborted) throw new AbortError();
+    let pk = 0;
+    for (const w of ug.weights) {
+      const t = g.initializers.get(w.weight)!;
+      const codes = hardCodes(w, t.data, res.params[pk++], t.dims);
+      const done = { ...w, codes };
+      weights.set(w.layer, done);
+      finalWeights.set(w.layer, done);
+    }
+    for (const a of ug.acts) {
+      a.params.scale[0] = res.params[pk++][0];
+      finalActs.add(a);
+    }
+    const curve = res.curve.map((c: { iter: number; recLoss: number; regLoss: number }) => ({ iter: c.iter, recLoss: c.recLoss, regLoss: c.regLoss }));
+    const report: UnitReport = {
+      name: unit.name, kind: unit.kind, layers: unit.layers, iters: res.itersDone, seconds: res.seconds,
+      lossStart: curve[0]?.recLoss ?? 0, lossEnd: curve[curve.length - 1]?.recLoss ?? 0, curve,
+    };
+    reports.push(report);
+    o.onUnitDone?.(ui, current(), report);
+  }
+  // Anything no unit touched (cannot happen for planned quantizers, but keep them) stays as initialised.
+  for (const [layer, w] of weights) if (!finalWeights.has(layer)) finalWeights.set(layer, w);
+  for (const a of acts) finalActs.add(a);
+  return { quantized: current(), units: reports };
+}
+

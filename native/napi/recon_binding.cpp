@@ -1,0 +1,218 @@
+// exports.ReconJob: one unit's reconstruction, run natively on a worker thread.
+//   const job = new ReconJob(desc, { trainable: number[], kinds: ('round'|'act')[] });
+//   job.run({ inputsQ: Float32Array[], inputsFp?: Float32Array[], target: Float32Array, samples },
+//           { iters, batch, lrRound, lrAct, lambda, betaStart, betaEnd, warmup, dropProb,
+//             inputQuantProb, seed, threads, progressSeconds }, onProgress?) → Promise<{
+//     params: Float32Array[], curve: [{iter, iters, recLoss, regLoss, beta, seconds}],
+//     itersDone, seconds, cancelled }>
+//   job.cancel()   // the loop stops at its next iteration; the promise resolves with cancelled
+// The event loop stays free during the run: progress arrives through the worker's progress queue
+// a few times a second. The data arrays are copied at the call, so callers may drop them.
+#include "napi/recon_binding.h"
+
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <mutex>
+
+#include "core/error.h"
+#include "napi/train_binding.h"
+#include "recon/reconstruct.h"
+
+namespace packptq {
+namespace {
+
+Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+[[noreturn]] void bad(const std::string& what) { fail(ErrorCode::BadOption, what); }
+
+double num(const Napi::Object& o, const char* key, double dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsNumber()) bad(std::string("Expected a number for ") + key);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) bad(std::string("Expected a finite number for ") + key);
+  return d;
+}
+
+std::vector<float> floats(const Napi::Value& v, const std::string& name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    bad("Expected a Float32Array for " + name);
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+std::vector<std::vector<float>> float_list(const Napi::Value& v, const std::string& name) {
+  if (!v.IsArray()) bad("Expected an array of Float32Array for " + name);
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::vector<float>> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(floats(a.Get(i), name + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+struct Shared {
+  std::unique_ptr<train::Tape<float>> tape;
+  std::vector<recon::ParamKind> kinds;
+  std::atomic<bool> cancel{false};
+  std::mutex running;  // one run at a time per job
+};
+
+class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> {
+ public:
+  ReconWorker(Napi::Env env, std::shared_ptr<Shared> s, recon::ReconData data, recon::ReconConfig cfg, Napi::Function cb)
+      : Napi::AsyncProgressQueueWorker<recon::ReconProgress>(env), s_(std::move(s)), data_(std::move(data)), cfg_(cfg),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    if (!cb.IsEmpty()) cb_ = Napi::Persistent(cb);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute(const ExecutionProgress& progress) override {
+    std::lock_guard<std::mutex> lock(s_->running);
+    try {
+      res_ = recon::reconstruct(*s_->tape, s_->kinds, data_, cfg_, s_->cancel,
+                                [&](const recon::ReconProgress& p) { progress.Send(&p, 1); });
+    } catch (const Error& e) {
+      code_ = e.code_name();
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      code_ = "NATIVE";
+      SetError(e.what());
+    }
+  }
+  void OnProgress(const recon::ReconProgress* p, size_t n) override {
+    if (cb_.IsEmpty()) return;
+    Napi::Env env = Env();
+    for (size_t i = 0; i < n; ++i) cb_.Call({progress_js(env, p[i])});
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array params = Napi::Array::New(env, res_.params.size());
+    for (size_t i = 0; i < res_.params.size(); ++i) {
+      Napi::Float32Array f = Napi::Float32Array::New(env, res_.params[i].size());
+      std::copy(res_.params[i].begin(), res_.params[i].end(), f.Data());
+      params.Set(i, f);
+    }
+    Napi::Array curve = Napi::Array::New(env, res_.curve.size());
+    for (size_t i = 0; i < res_.curve.size(); ++i) curve.Set(i, progress_js(env, res_.curve[i]));
+    o.Set("params", params);
+    o.Set("curve", curve);
+    o.Set("itersDone", res_.iters_done);
+    o.Set("seconds", res_.seconds);
+    o.Set("cancelled", res_.cancelled);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value()); }
+
+ private:
+  static Napi::Object progress_js(Napi::Env env, const recon::ReconProgress& p) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("iter", p.iter);
+    o.Set("iters", p.iters);
+    o.Set("recLoss", p.rec_loss);
+    o.Set("regLoss", p.reg_loss);
+    o.Set("beta", p.beta);
+    o.Set("seconds", p.seconds);
+    return o;
+  }
+
+  std::shared_ptr<Shared> s_;
+  recon::ReconData data_;
+  recon::ReconConfig cfg_;
+  recon::ReconResult res_;
+  std::string code_ = "NATIVE";
+  Napi::Promise::Deferred deferred_;
+  Napi::FunctionReference cb_;
+};
+
+template <typename Fn>
+auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const Error& e) {
+    throw js_error(env, e.code_name(), e.what());
+  } catch (const std::exception& e) {
+    throw js_error(env, "NATIVE", e.what());
+  }
+}
+
+class ReconJobWrap : public Napi::ObjectWrap<ReconJobWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "ReconJob",
+                       {InstanceMethod("run", &ReconJobWrap::Run), InstanceMethod("cancel", &ReconJobWrap::Cancel)});
+  }
+  explicit ReconJobWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReconJobWrap>(info) {
+    guarded(info.Env(), [&] {
+      if (info.Length() < 2 || !info[1].IsObject()) bad("Expected (desc, {trainable, kinds}) for ReconJob");
+      train::TapeSpec spec = parse_tape_desc(info[0]);
+      Napi::Object o = info[1].As<Napi::Object>();
+      Napi::Value tr = o.Get("trainable"), kd = o.Get("kinds");
+      if (!tr.IsArray() || !kd.IsArray()) bad("Expected arrays for trainable and kinds");
+      Napi::Array t = tr.As<Napi::Array>(), k = kd.As<Napi::Array>();
+      if (t.Length() != k.Length()) bad("trainable and kinds differ in length");
+      s_ = std::make_shared<Shared>();
+      for (uint32_t i = 0; i < t.Length(); ++i) {
+        spec.trainable.push_back(t.Get(i).As<Napi::Number>().Int32Value());
+        const std::string kind = k.Get(i).As<Napi::String>();
+        if (kind != "round" && kind != "act") bad("Expected \"round\" or \"act\" for kinds[" + std::to_string(i) + "]");
+        s_->kinds.push_back(kind == "round" ? recon::ParamKind::Rounding : recon::ParamKind::ActStep);
+      }
+      spec.input_grads = false;
+      s_->tape = std::make_unique<train::Tape<float>>(std::move(spec));
+      return 0;
+    });
+  }
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) bad("Expected (data, config[, onProgress]) for ReconJob.run");
+      Napi::Object d = info[0].As<Napi::Object>(), c = info[1].As<Napi::Object>();
+      recon::ReconData data;
+      data.inputs_q = float_list(d.Get("inputsQ"), "data.inputsQ");
+      if (!d.Get("inputsFp").IsUndefined() && !d.Get("inputsFp").IsNull()) data.inputs_fp = float_list(d.Get("inputsFp"), "data.inputsFp");
+      data.target = floats(d.Get("target"), "data.target");
+      data.samples = static_cast<int64_t>(num(d, "samples", 0));
+      recon::ReconConfig cfg;
+      cfg.iters = static_cast<int>(num(c, "iters", cfg.iters));
+      cfg.batch = static_cast<int>(num(c, "batch", cfg.batch));
+      cfg.lr_round = num(c, "lrRound", cfg.lr_round);
+      cfg.lr_act = num(c, "lrAct", cfg.lr_act);
+      cfg.lambda = num(c, "lambda", cfg.lambda);
+      cfg.beta_start = num(c, "betaStart", cfg.beta_start);
+      cfg.beta_end = num(c, "betaEnd", cfg.beta_end);
+      cfg.warmup = num(c, "warmup", cfg.warmup);
+      cfg.drop_prob = num(c, "dropProb", cfg.drop_prob);
+      cfg.input_quant_prob = num(c, "inputQuantProb", cfg.input_quant_prob);
+      cfg.seed = static_cast<uint64_t>(num(c, "seed", 0));
+      cfg.threads = static_cast<int>(num(c, "threads", 1));
+      cfg.progress_seconds = num(c, "progressSeconds", cfg.progress_seconds);
+      s_->cancel = false;
+      Napi::Function cb = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
+      auto* w = new ReconWorker(env, s_, std::move(data), cfg, cb);
+      Napi::Promise p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    s_->cancel = true;
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Shared> s_;
+};
+
+}  // namespace
+
+void register_recon_bindings(Napi::Env env, Napi::Object exports) { exports.Set("ReconJob", ReconJobWrap::Init(env)); }
+
+}  // namespace packptq

@@ -1,0 +1,200 @@
+// The two quantizers reconstruction learns, as differentiable ops of the Tape.
+//
+// AdaRound (weights): W̃ = s·(clamp(⌊W/s⌋ + h(V) + z, qmin, qmax) − z),
+//   h(V) = clamp(sigmoid(V)·1.2 − 0.1, 0, 1) (the rectified sigmoid); with option "hard" = 1 the
+//   rounding is final: h = [V ≥ 0]. Inputs: W (fixed), V (trainable, W's shape), scale and
+//   zero point (per channel along `axis`, or one each). ∂W̃/∂V = s·h'(V) where the clamp is inactive.
+//
+// LsqQuant (activations): x̂ = s·(clamp(round_half_even(x/s) + z, qmin, qmax) − z) with a learned
+//   step s (a trainable [1] input) and a fixed zero point; straight-through for x inside the range,
+//   the LSQ gradient for s (round(x/s) − x/s inside, qmin − z / qmax − z at the clamps).
+//   With option "drop" = p (QDrop) each element is passed through unquantized with probability p,
+//   drawn from a counter-based hash of (seed, forward step, element) so runs are reproducible and
+//   independent of the thread count.
+#include "train/grad_util.h"
+
+namespace packptq {
+namespace train {
+namespace {
+
+// Channel of element i for a per-channel layout (axis split into outer × channels × inner).
+struct ChannelMap {
+  int64_t channels = 1, inner = 1;
+  int64_t operator()(int64_t i) const { return channels == 1 ? 0 : (i / inner) % channels; }
+};
+
+ChannelMap channel_map(const GradInit& op, const Shape& w, int64_t channels) {
+  ChannelMap m;
+  m.channels = channels;
+  if (channels == 1) return m;
+  const int64_t axis = op.attrs.i("axis", 0);
+  if (axis < 0 || axis >= static_cast<int64_t>(w.size()) || w[axis] != channels)
+    op.fail_shape(std::to_string(channels) + " scales do not match axis " + std::to_string(axis) + " of " + shape_str(w));
+  for (size_t d = axis + 1; d < w.size(); ++d) m.inner *= w[d];
+  return m;
+}
+
+template <typename T>
+inline T rect_sigmoid(T v) {
+  const T s = T(1) / (T(1) + std::exp(-v));
+  const T h = s * T(1.2) - T(0.1);
+  return h < T(0) ? T(0) : (h > T(1) ? T(1) : h);
+}
+
+template <typename T>
+class AdaRound : public GradOp<T> {
+ public:
+  explicit AdaRound(const GradInit& op) {
+    gx::expect_io(op, 4, 4, 1, 1);
+    const Shape& w = op.in_shapes[0];
+    if (op.in_shapes[1] != w) op.fail_shape("V must have the weight's shape " + shape_str(w));
+    if (op.out_shapes[0] != w) op.fail_shape("the output must have the weight's shape " + shape_str(w));
+    const int64_t c = numel(op.in_shapes[2]);
+    if (numel(op.in_shapes[3]) != c) op.fail_shape("scale and zero point differ in length");
+    map_ = channel_map(op, w, c);
+    n_ = numel(w);
+    qmin_ = static_cast<T>(gx::int_attr(op, "qmin"));
+    qmax_ = static_cast<T>(gx::int_attr(op, "qmax"));
+    if (!(qmin_ < qmax_)) op.fail_unsupported("qmin must be below qmax");
+  }
+  void forward(const GradArgs<T>& a) override {
+    const T* W = a.in[0];
+    const T* V = a.in[1];
+    const T* s = a.in[2];
+    const T* z = a.in[3];
+    T* y = a.out[0];
+    // ⌊W/s⌋ depends only on fixed inputs (the FP weight and the initial scale): computed once.
+    if (floor_.empty()) {
+      floor_.resize(n_);
+      for (int64_t i = 0; i < n_; ++i) floor_[i] = std::floor(W[i] / s[map_(i)]);
+    }
+    for (int64_t i = 0; i < n_; ++i) {
+      const int64_t c = map_(i);
+      const T h = hard_ ? (V[i] >= T(0) ? T(1) : T(0)) : rect_sigmoid(V[i]);
+      T q = floor_[i] + h + z[c];
+      q = q < qmin_ ? qmin_ : (q > qmax_ ? qmax_ : q);
+      y[i] = s[c] * (q - z[c]);
+    }
+  }
+  void backward(const GradArgs<T>& a) override {
+    T* gV = a.gin[1];
+    if (!gV || hard_) return;
+    const T* V = a.in[1];
+    const T* s = a.in[2];
+    const T* z = a.in[3];
+    const T* g = a.gout[0];
+    for (int64_t i = 0; i < n_; ++i) {
+      const int64_t c = map_(i);
+      const T sig = T(1) / (T(1) + std::exp(-V[i]));
+      const T h = sig * T(1.2) - T(0.1);
+      if (h <= T(0) || h >= T(1)) continue;  // the rectifier is flat there
+      const T q = floor_[i] + h + z[c];
+      if (q <= qmin_ || q >= qmax_) continue;  // clamped: no gradient
+      gV[i] += g[i] * s[c] * T(1.2) * sig * (T(1) - sig);
+    }
+  }
+  bool set_option(const std::string& key, double value) override {
+    if (key != "hard") return false;
+    hard_ = value != 0;
+    return true;
+  }
+
+ private:
+  ChannelMap map_;
+  int64_t n_ = 0;
+  T qmin_ = 0, qmax_ = 255;
+  bool hard_ = false;
+  std::vector<T> floor_;
+};
+
+// splitmix64 finaliser: a well-mixed 64-bit hash, so (seed, step, element) → uniform bits.
+inline uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+template <typename T>
+class LsqQuant : public GradOp<T> {
+ public:
+  explicit LsqQuant(const GradInit& op) {
+    gx::expect_io(op, 2, 2, 1, 1);
+    if (numel(op.in_shapes[1]) != 1) op.fail_shape("the step size must be a single value");
+    if (op.out_shapes[0] != op.in_shapes[0]) op.fail_shape("output shape must equal the input shape");
+    n_ = numel(op.in_shapes[0]);
+    z_ = static_cast<T>(op.attrs.i("zero_point", 0));
+    qmin_ = static_cast<T>(gx::int_attr(op, "qmin"));
+    qmax_ = static_cast<T>(gx::int_attr(op, "qmax"));
+    seed_ = static_cast<uint64_t>(op.attrs.i("seed", 0));
+    if (!(qmin_ < qmax_)) op.fail_unsupported("qmin must be below qmax");
+  }
+  void forward(const GradArgs<T>& a) override {
+    const T* x = a.in[0];
+    const T s = a.in[1][0];
+    T* y = a.out[0];
+    step_ = a.step;
+    const uint64_t base = mix(seed_ ^ mix(step_));
+    const uint64_t threshold = drop_ > 0 ? static_cast<uint64_t>(drop_ * 18446744073709551615.0) : 0;
+    for (int64_t i = 0; i < n_; ++i) {
+      if (threshold && mix(base + static_cast<uint64_t>(i)) < threshold) {
+        y[i] = x[i];
+        continue;
+      }
+      T q = std::nearbyint(x[i] / s) + z_;
+      q = q < qmin_ ? qmin_ : (q > qmax_ ? qmax_ : q);
+      y[i] = s * (q - z_);
+    }
+  }
+  void backward(const GradArgs<T>& a) override {
+    const T* x = a.in[0];
+    const T s = a.in[1][0];
+    const T* g = a.gout[0];
+    T* gx_ = a.gin[0];
+    T* gs = a.gin[1];
+    const uint64_t base = mix(seed_ ^ mix(step_));
+    const uint64_t threshold = drop_ > 0 ? static_cast<uint64_t>(drop_ * 18446744073709551615.0) : 0;
+    double acc = 0;
+    for (int64_t i = 0; i < n_; ++i) {
+      if (threshold && mix(base + static_cast<uint64_t>(i)) < threshold) {
+        if (gx_) gx_[i] += g[i];
+        continue;
+      }
+      const T v = x[i] / s;
+      const T r = std::nearbyint(v) + z_;
+      if (r < qmin_) {
+        acc += double(g[i]) * double(qmin_ - z_);
+      } else if (r > qmax_) {
+        acc += double(g[i]) * double(qmax_ - z_);
+      } else {
+        if (gx_) gx_[i] += g[i];
+        acc += double(g[i]) * double(std::nearbyint(v) - v);
+      }
+    }
+    if (gs) gs[0] += static_cast<T>(acc);
+  }
+  bool set_option(const std::string& key, double value) override {
+    if (key != "drop") return false;
+    drop_ = value < 0 ? 0 : (value > 1 ? 1 : value);
+    return true;
+  }
+
+ private:
+  int64_t n_ = 0;
+  T z_ = 0, qmin_ = 0, qmax_ = 255;
+  uint64_t seed_ = 0, step_ = 0;
+  double drop_ = 0;
+};
+
+template <typename T>
+std::unique_ptr<GradOp<T>> make_adaround(const GradInit& op) { return std::make_unique<AdaRound<T>>(op); }
+template <typename T>
+std::unique_ptr<GradOp<T>> make_lsq(const GradInit& op) { return std::make_unique<LsqQuant<T>>(op); }
+
+}  // namespace
+
+PACKPTQ_REGISTER_GRAD_OP("AdaRound", make_adaround);
+PACKPTQ_REGISTER_GRAD_OP("LsqQuant", make_lsq);
+
+}  // namespace train
+}  // namespace packptq

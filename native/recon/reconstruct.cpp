@@ -1,0 +1,181 @@
+#include "recon/reconstruct.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/error.h"
+
+namespace packptq {
+namespace recon {
+namespace {
+
+// Adam with bias correction; one state per parameter tensor.
+struct Adam {
+  std::vector<float> m, v;
+  double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  void step(float* p, const float* g, int64_t n, double lr, int t) {
+    if (m.empty()) m.assign(n, 0.f), v.assign(n, 0.f);
+    const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
+    const float a = static_cast<float>(lr * std::sqrt(c2) / c1);
+    const float e = static_cast<float>(eps * std::sqrt(c2));
+    const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
+    for (int64_t i = 0; i < n; ++i) {
+      m[i] = fb1 * m[i] + (1 - fb1) * g[i];
+      v[i] = fb2 * v[i] + (1 - fb2) * g[i] * g[i];
+      p[i] -= a * m[i] / (std::sqrt(v[i]) + e);
+    }
+  }
+};
+
+inline double rect_sigmoid(double v, double* dh) {
+  const double s = 1 / (1 + std::exp(-v));
+  const double h = s * 1.2 - 0.1;
+  if (h <= 0 || h >= 1) {
+    *dh = 0;
+    return h <= 0 ? 0 : 1;
+  }
+  *dh = 1.2 * s * (1 - s);
+  return h;
+}
+
+}  // namespace
+
+ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& kinds, const ReconData& data,
+                        const ReconConfig& cfg, const std::atomic<bool>& cancel,
+                        const std::function<void(const ReconProgress&)>& progress) {
+  const size_t nin = tape.num_inputs();
+  if (kinds.size() != tape.num_params()) fail(ErrorCode::BadOption, "reconstruction: one kind per trainable parameter is needed");
+  if (data.inputs_q.size() != nin) fail(ErrorCode::BadData, "reconstruction: one quantized input array per unit input is needed");
+  const bool mixing = cfg.input_quant_prob < 1;
+  if (mixing && data.inputs_fp.size() != nin) fail(ErrorCode::BadData, "reconstruction: input mixing needs the FP inputs");
+  if (cfg.iters < 1 || cfg.batch < 1 || data.samples < 1) fail(ErrorCode::BadOption, "reconstruction: iterations, batch and samples must be positive");
+  const int B = cfg.batch;
+  std::vector<int64_t> in_sample(nin);
+  for (size_t k = 0; k < nin; ++k) {
+    const Shape& s = tape.input_shape(k);
+    if (s.empty() || s[0] != B) fail(ErrorCode::ShapeMismatch, "reconstruction: unit input " + std::to_string(k) + " must have batch " + std::to_string(B));
+    in_sample[k] = numel(s) / B;
+    if (static_cast<int64_t>(data.inputs_q[k].size()) != in_sample[k] * data.samples ||
+        (mixing && static_cast<int64_t>(data.inputs_fp[k].size()) != in_sample[k] * data.samples))
+      fail(ErrorCode::BadData, "reconstruction: unit input " + std::to_string(k) + " data has the wrong size");
+  }
+  const int64_t out_sample = numel(tape.output_shape(0)) / B;
+  if (static_cast<int64_t>(data.target.size()) != out_sample * data.samples) fail(ErrorCode::BadData, "reconstruction: target data has the wrong size");
+
+  tape.set_threads(cfg.threads);
+  tape.set_option("", "hard", 0);
+  tape.set_option("", "drop", cfg.drop_prob);
+
+  std::mt19937_64 rng(cfg.seed);
+  std::uniform_int_distribution<int64_t> pick(0, data.samples - 1);
+  std::uniform_real_distribution<float> coin(0.f, 1.f);
+  std::vector<std::vector<float>> batch_in(nin);
+  for (size_t k = 0; k < nin; ++k) batch_in[k].resize(in_sample[k] * B);
+  std::vector<float> target(out_sample * B), grad(out_sample * B);
+  std::vector<Adam> adam(kinds.size());
+  std::vector<int64_t> idx(B);
+
+  const int warm = static_cast<int>(cfg.warmup * cfg.iters);
+  ReconResult res;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto last_report = t0;
+  double rec_acc = 0, reg_acc = 0;
+  int acc_n = 0;
+  for (int it = 0; it < cfg.iters; ++it) {
+    if (cancel.load(std::memory_order_relaxed)) {
+      res.cancelled = true;
+      break;
+    }
+    for (int b = 0; b < B; ++b) idx[b] = pick(rng);
+    for (size_t k = 0; k < nin; ++k) {
+      const int64_t S = in_sample[k];
+      for (int b = 0; b < B; ++b) {
+        const float* q = data.inputs_q[k].data() + idx[b] * S;
+        float* dst = batch_in[k].data() + b * S;
+        if (!mixing) {
+          std::memcpy(dst, q, S * sizeof(float));
+        } else {
+          const float* f = data.inputs_fp[k].data() + idx[b] * S;
+          for (int64_t e = 0; e < S; ++e) dst[e] = coin(rng) < cfg.input_quant_prob ? q[e] : f[e];
+        }
+      }
+    }
+    for (int b = 0; b < B; ++b) std::memcpy(target.data() + b * out_sample, data.target.data() + idx[b] * out_sample, out_sample * sizeof(float));
+
+    std::vector<const float*> ins(nin);
+    for (size_t k = 0; k < nin; ++k) ins[k] = batch_in[k].data();
+    tape.forward(ins);
+    const float* y = tape.output(0);
+    double rec = 0;
+    const float inv_b = 1.f / B;
+    for (int64_t i = 0; i < out_sample * B; ++i) {
+      const float d = y[i] - target[i];
+      rec += double(d) * d;
+      grad[i] = 2.f * d * inv_b;
+    }
+    rec /= B;
+    tape.backward({grad.data()});
+
+    // The rounding regulariser λ·Σ(1 − |2h(V) − 1|^β), off during warm-up; β anneals 20 → 2.
+    const double rel = it < warm ? 0 : double(it - warm) / std::max(1, cfg.iters - warm);
+    const double beta = cfg.beta_end + (cfg.beta_start - cfg.beta_end) * std::max(0.0, 1 - rel);
+    double reg = 0;
+    if (it >= warm && cfg.lambda > 0) {
+      for (size_t p = 0; p < kinds.size(); ++p) {
+        if (kinds[p] != ParamKind::Rounding) continue;
+        const float* V = tape.param(p);
+        float* g = tape.param_grad(p);
+        const int64_t n = numel(tape.param_shape(p));
+        for (int64_t i = 0; i < n; ++i) {
+          double dh;
+          const double h = rect_sigmoid(V[i], &dh);
+          const double u = 2 * h - 1, au = std::fabs(u);
+          reg += 1 - std::pow(au, beta);
+          if (dh > 0 && au > 0) g[i] += static_cast<float>(cfg.lambda * -beta * std::pow(au, beta - 1) * (u > 0 ? 1 : -1) * 2 * dh);
+        }
+      }
+      reg *= cfg.lambda;
+    }
+    const double cosine = 0.5 * (1 + std::cos(M_PI * it / cfg.iters));
+    for (size_t p = 0; p < kinds.size(); ++p) {
+      const double lr = kinds[p] == ParamKind::Rounding ? cfg.lr_round : cfg.lr_act * cosine;
+      adam[p].step(tape.param(p), tape.param_grad(p), numel(tape.param_shape(p)), lr, it + 1);
+    }
+    // A step size must stay positive whatever the optimiser does.
+    for (size_t p = 0; p < kinds.size(); ++p)
+      if (kinds[p] == ParamKind::ActStep && !(tape.param(p)[0] > 1e-8f)) tape.param(p)[0] = 1e-8f;
+
+    rec_acc += rec;
+    reg_acc += reg;
+    ++acc_n;
+    res.iters_done = it + 1;
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_report).count() >= cfg.progress_seconds || it + 1 == cfg.iters) {
+      ReconProgress pr;
+      pr.iter = it + 1;
+      pr.iters = cfg.iters;
+      pr.rec_loss = rec_acc / acc_n;
+      pr.reg_loss = reg_acc / acc_n;
+      pr.beta = it < warm ? 0 : beta;
+      pr.seconds = std::chrono::duration<double>(now - t0).count();
+      res.curve.push_back(pr);
+      if (progress) progress(pr);
+      rec_acc = reg_acc = 0;
+      acc_n = 0;
+      last_report = now;
+    }
+  }
+  tape.set_option("", "hard", 1);
+  tape.set_option("", "drop", 0);
+  for (size_t p = 0; p < kinds.size(); ++p) {
+    const float* v = tape.param(p);
+    res.params.emplace_back(v, v + numel(tape.param_shape(p)));
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace recon
+}  // namespace packptq
