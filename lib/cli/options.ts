@@ -18,3 +18,19 @@ export function numberList(name: string) {
     return nums;
   };
 }
+
+export function nonNegative(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`Expected a non-negative number for ${name} but received "${v}"`);
+    return n;
+  };
+}
+
+export function probability(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`Expected a probability in [0, 1] for ${name} but received "${v}"`);
+    return n;
+  };
+}

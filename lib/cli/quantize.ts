@@ -6,7 +6,8 @@ import { LayerBitsRule, checkBits } from '../quant/plan';
 import { METHODS, QuantizeResult, quantize } from '../pipeline/quantize';
 import { INIT_METHODS } from '../quant/calibrate';
 import { BadOptionError } from '../errors';
-import { numberList, positiveInt } from './options';
+import { nonNegative, numberList, positiveInt, probability } from './options';
+import { progressReporter } from './progress';
 
 function bits(name: string) {
   return (v: string): number => {
@@ -32,6 +33,7 @@ export interface QuantizeCliOptions {
   calib: string; calibLabels?: string; eval?: string; labels?: string; mean?: number[]; std?: number[];
   wBits: number; aBits: number; method: string; init: string; percentile?: number; firstLast: '8bit' | 'target';
   layerBits?: LayerBitsRule[]; exclude?: string[]; perTensor?: boolean; split?: boolean; blocks?: string[];
+  iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
 }
 
@@ -63,6 +65,12 @@ export function addQuantOptions(cmd: Command): Command {
     .option('--batch <n>', 'batch size', positiveInt('--batch'), 32)
     .option('--threads <n>', 'threads', positiveInt('--threads'), 1)
     .option('--eval-limit <n>', 'evaluate only the first n samples', positiveInt('--eval-limit'))
+    .option('--iters <n>', 'reconstruction iterations per unit', positiveInt('--iters'), 20000)
+    .option('--lambda <x>', 'AdaRound regulariser weight', nonNegative('--lambda'), 0.01)
+    .option('--drop-prob <p>', 'QDrop dropping probability (default: 0.5 for qdrop, 0 otherwise)', probability('--drop-prob'))
+    .option('--lr-round <x>', 'Adam learning rate of the rounding variables', nonNegative('--lr-round'), 3e-3)
+    .option('--lr-act <x>', 'Adam learning rate of the activation steps (cosine-decayed)', nonNegative('--lr-act'), 4e-5)
+    .option('--quiet', 'no progress display')
     .option('--json', 'print exactly one JSON object on stdout');
 }
 
@@ -71,7 +79,7 @@ export function registerQuantize(program: Command): void {
     .command('quantize')
     .description('Quantize an ONNX model: calibrate quantizers, evaluate FP vs quantized, export a QDQ ONNX model')
     .argument('<model>', 'FP32 ONNX model'))
-    .addOption(new Option('--method <name>', 'quantization method').choices([...METHODS]).default('rtn'))
+    .addOption(new Option('--method <name>', 'rtn: calibrated round-to-nearest; adaround: layer-wise reconstruction; brecq: block-wise; qdrop: block-wise with dropping').choices([...METHODS]).default('rtn'))
     .option('--out <file>', 'write the quantized model as QDQ ONNX')
     .addHelpText('after', `
 Examples:
@@ -89,11 +97,14 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
   const model = Model.load(file);
   const calib = loadDataset({ data: o.calib, mean: o.mean, std: o.std });
   const evalSet = o.eval ? loadDataset({ data: o.eval, labels: o.labels, mean: o.mean, std: o.std, limit: o.evalLimit }) : undefined;
+  const progress = progressReporter({ quiet: o.quiet });
   const result = await quantize(model, {
+    iters: o.iters, lambda: o.lambda, dropProb: o.dropProb, lrRound: o.lrRound, lrAct: o.lrAct, onProgress: progress.onProgress,
     method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
     firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
     split: o.split, blockPrefixes: o.blocks, calib, eval: evalSet, calibSize: o.calibSize, actCalibSize: o.actCalibSize, actSearch: o.actSearch, seed: o.seed, batch: o.batch, threads: o.threads,
   });
+  progress.stop();
   if (o.out) {
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
@@ -108,6 +119,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     quantized: r.quant ? { accuracy: r.quant.accuracy, samples: r.quant.samples } : undefined,
     avgWeightBits: r.avgWeightBits, avgActBits: r.avgActBits, weightBytes: r.weightBytes, fpWeightBytes: r.fpWeightBytes,
     layers: r.plan.layers.length, activationQuantizers: r.plan.acts.length, seconds: r.seconds, out,
+    units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
   };
   if (o.json) {
     process.stdout.write(JSON.stringify(summary) + '\n');
