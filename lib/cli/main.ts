@@ -10,6 +10,7 @@ import { PackPtqError } from '../errors';
 import { registerEval } from './eval';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
+import { registerAnalyze } from './analyze';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerInspect(program);
   registerQuantize(program);
+  registerAnalyze(program);
   return program;
 }
 

@@ -8,6 +8,7 @@ import { INIT_METHODS } from '../quant/calibrate';
 import { BadOptionError } from '../errors';
 import { nonNegative, numberList, positiveInt, probability } from './options';
 import { progressReporter } from './progress';
+import { buildReport, writeJsonAtomic } from '../report/json';
 
 function bits(name: string) {
   return (v: string): number => {
@@ -29,10 +30,17 @@ function layerBits(v: string, prev: LayerBitsRule[] = []): LayerBitsRule[] {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+function budget(v: string): { w: number; a?: number } {
+  const m = /^(\d+(?:\.\d+)?)(?:\/(\d+(?:\.\d+)?))?$/.exec(v);
+  if (!m) throw new BadOptionError(`Expected W or W/A (average bits) for --budget-bits but received "${v}"`);
+  return { w: Number(m[1]), a: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
 export interface QuantizeCliOptions {
   calib: string; calibLabels?: string; eval?: string; labels?: string; mean?: number[]; std?: number[];
   wBits: number; aBits: number; method: string; init: string; percentile?: number; firstLast: '8bit' | 'target';
   layerBits?: LayerBitsRule[]; exclude?: string[]; perTensor?: boolean; split?: boolean; blocks?: string[];
+  mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string;
   iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
 }
@@ -70,6 +78,10 @@ export function addQuantOptions(cmd: Command): Command {
     .option('--drop-prob <p>', 'QDrop dropping probability (default: 0.5 for qdrop, 0 otherwise)', probability('--drop-prob'))
     .option('--lr-round <x>', 'Adam learning rate of the rounding variables', nonNegative('--lr-round'), 3e-3)
     .option('--lr-act <x>', 'Adam learning rate of the activation steps (cosine-decayed)', nonNegative('--lr-act'), 4e-5)
+    .option('--mixed-precision', 'packptq: choose a width per pack from the target\'s candidates (3→2,3,4; 4→3,4,6; 6→4,6,8) under --budget-bits')
+    .option('--budget-bits <w[/a]>', 'average weight bits allowed (and optionally activation bits), default (mid+high)/2, e.g. 3.5 for W3A3', budget)
+    .addOption(new Option('--mp-rule <rule>', 'exact multiple-choice knapsack, or the release\'s greedy rule').choices(['exact', 'greedy']).default('exact'))
+    .addOption(new Option('--score-form <form>', 'importance score: the paper\'s (sums per sample) or the release\'s (per-element means)').choices(['paper', 'release']).default('paper'))
     .option('--quiet', 'no progress display')
     .option('--json', 'print exactly one JSON object on stdout');
 }
@@ -79,8 +91,9 @@ export function registerQuantize(program: Command): void {
     .command('quantize')
     .description('Quantize an ONNX model: calibrate quantizers, evaluate FP vs quantized, export a QDQ ONNX model')
     .argument('<model>', 'FP32 ONNX model'))
-    .addOption(new Option('--method <name>', 'rtn: calibrated round-to-nearest; adaround: layer-wise reconstruction; brecq: block-wise; qdrop: block-wise with dropping').choices([...METHODS]).default('rtn'))
+    .addOption(new Option('--method <name>', 'rtn: calibrated round-to-nearest; adaround: layer-wise reconstruction; brecq: block-wise; qdrop: block-wise with dropping; packptq: Hessian-guided packs, pack-wise').choices([...METHODS]).default('rtn'))
     .option('--out <file>', 'write the quantized model as QDQ ONNX')
+    .option('--report <file>', 'write the run report (JSON: plan, scores, packs, bits, loss curves, accuracy, times)')
     .addHelpText('after', `
 Examples:
   packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
@@ -99,6 +112,7 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
   const evalSet = o.eval ? loadDataset({ data: o.eval, labels: o.labels, mean: o.mean, std: o.std, limit: o.evalLimit }) : undefined;
   const progress = progressReporter({ quiet: o.quiet });
   const result = await quantize(model, {
+    mixedPrecision: o.mixedPrecision, budgetBits: o.budgetBits?.w, budgetActBits: o.budgetBits?.a, mpRule: o.mpRule, scoreForm: o.scoreForm,
     iters: o.iters, lambda: o.lambda, dropProb: o.dropProb, lrRound: o.lrRound, lrAct: o.lrAct, onProgress: progress.onProgress,
     method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
     firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
@@ -109,6 +123,7 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
   }
+  if (o.report) writeJsonAtomic(o.report, buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } }));
   return { result, file, out: o.out };
 }
 
@@ -119,6 +134,8 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     quantized: r.quant ? { accuracy: r.quant.accuracy, samples: r.quant.samples } : undefined,
     avgWeightBits: r.avgWeightBits, avgActBits: r.avgActBits, weightBytes: r.weightBytes, fpWeightBytes: r.fpWeightBytes,
     layers: r.plan.layers.length, activationQuantizers: r.plan.acts.length, seconds: r.seconds, out,
+    pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
+    report: o.report,
     units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
   };
   if (o.json) {
@@ -133,6 +150,11 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     `avg bits     weights ${r.avgWeightBits.toFixed(2)}, activations ${r.avgActBits.toFixed(2)}`,
     `weights      ${r.weightBytes.toLocaleString('en-US')} bytes (FP32: ${r.fpWeightBytes.toLocaleString('en-US')})`,
   ];
+  if (r.pack) {
+    lines.push(`packs        ${r.pack.packs.map((p) => `[${p.join(',')}]`).join(' ')} (${r.pack.form} score)`);
+    if (r.pack.bits) lines.push(`pack bits    ${r.pack.bits.join(' ')} (budget ${r.pack.budgetBits} average weight bits, ${r.pack.mpRule})`);
+  }
+  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}`);
   if (r.fp) lines.push(`FP top-1     ${pct(r.fp.accuracy)} (${r.fp.samples} samples)`);
   if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
   lines.push(`time         ${r.seconds.toFixed(1)} s`);

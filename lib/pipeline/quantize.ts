@@ -15,8 +15,12 @@ import { PlanOptions, QuantPlan, planQuantization } from '../quant/plan';
 import { simulatedGraph } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
 import { UnitReport, reconstructModel } from '../recon/reconstruct';
+import { BlockScore, ScoreForm, blockScores } from '../pack/score';
+import { packBlocks } from '../pack/packing';
+import { CANDIDATES, allocateBits } from '../pack/bits';
+import { Structure } from '../graph/blocks';
 
-export const METHODS = ['rtn', 'adaround', 'brecq', 'qdrop'] as const;
+export const METHODS = ['rtn', 'adaround', 'brecq', 'qdrop', 'packptq'] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface ProgressEvent {
@@ -53,16 +57,41 @@ export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
   dropProb?: number;
   lrRound?: number;
   lrAct?: number;
+  /** Pack-PTQ: score form ('paper' default, or 'release'). */
+  scoreForm?: ScoreForm;
+  /** Pack-PTQ: pack-level mixed precision. */
+  mixedPrecision?: boolean;
+  /** Budget in average weight bits (default: (mid + high)/2 of the candidates, the release's). */
+  budgetBits?: number;
+  /** Optional budget in average activation bits. */
+  budgetActBits?: number;
+  mpRule?: 'exact' | 'greedy';
+  /** Pack-PTQ: probability a pack-input element comes from the quantized prefix (default 0.5). */
+  inputQuantProb?: number;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }
 
 /** How each method reconstructs: unit granularity and dropping. */
-export const METHOD_SETTINGS: Record<Exclude<Method, 'rtn'>, { granularity: 'layer' | 'block'; dropProb: number }> = {
-  adaround: { granularity: 'layer', dropProb: 0 },
-  brecq: { granularity: 'block', dropProb: 0 },
-  qdrop: { granularity: 'block', dropProb: 0.5 },
+export const METHOD_SETTINGS: Record<Exclude<Method, 'rtn'>, { granularity: 'layer' | 'block'; dropProb: number; inputQuantProb: number }> = {
+  adaround: { granularity: 'layer', dropProb: 0, inputQuantProb: 1 },
+  brecq: { granularity: 'block', dropProb: 0, inputQuantProb: 1 },
+  qdrop: { granularity: 'block', dropProb: 0.5, inputQuantProb: 1 },
+  // The release drops only at the pack input: x̃ = where(rand < 0.5, x_q, x_fp).
+  packptq: { granularity: 'block', dropProb: 0, inputQuantProb: 0.5 },
 };
+
+export interface PackReport {
+  scores: BlockScore[];
+  form: ScoreForm;
+  /** Block indices of each pack. */
+  packs: number[][];
+  /** Width of each pack (weights and activations) and the problem it solved, with mixed precision. */
+  bits?: number[];
+  budgetBits?: number;
+  budgetActBits?: number;
+  mpRule?: 'exact' | 'greedy';
+}
 
 export interface QuantizeResult {
   method: Method;
@@ -80,6 +109,10 @@ export interface QuantizeResult {
   seconds: number;
   /** Per reconstructed unit: iterations, time, loss at start and end, loss curve. */
   units: UnitReport[];
+  /** Pack-PTQ: scores, packs and bits. */
+  pack?: PackReport;
+  /** Seconds per phase. */
+  times: Record<string, number>;
 }
 
 export function checkMethod(m: string): asserts m is Method {
@@ -97,6 +130,11 @@ export function validateQuantizeOptions(o: QuantizeOptions): void {
   for (const [name, v] of [['--lambda', o.lambda], ['--lr-round', o.lrRound], ['--lr-act', o.lrAct]] as const)
     if (v !== undefined && !(v >= 0 && Number.isFinite(v))) throw new BadOptionError(`Expected a non-negative number for ${name} but received ${v}`);
   if (o.dropProb !== undefined && !(o.dropProb >= 0 && o.dropProb <= 1)) throw new BadOptionError(`Expected a probability in [0, 1] for --drop-prob but received ${o.dropProb}`);
+  if (o.mixedPrecision) {
+    if ((o.method ?? 'rtn') !== 'packptq') throw new BadOptionError('--mixed-precision is part of --method packptq');
+    if (o.wBits !== o.aBits || !CANDIDATES[o.wBits]) throw new BadOptionError(`--mixed-precision needs equal --w-bits and --a-bits of 3, 4 or 6, received W${o.wBits}A${o.aBits}`);
+    if (o.budgetBits !== undefined && !(o.budgetBits >= 2 && o.budgetBits <= 8)) throw new BadOptionError(`Expected a number from 2 to 8 for --budget-bits but received ${o.budgetBits}`);
+  }
 }
 
 export function sizeReport(g: Graph, plan: QuantPlan, q: QuantizedGraph): { avgWeightBits: number; avgActBits: number; weightBytes: number; fpWeightBytes: number } {
@@ -130,26 +168,56 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
   const init = o.init ?? 'mse';
   const batch = o.batch ?? 32, threads = o.threads ?? 1;
   const structure = discoverBlocks(model.graph, o);
-  const plan = planQuantization(model.graph, structure, o);
+  let plan = planQuantization(model.graph, structure, o);
   const calib = chooseSubset(o.calib, o.calibSize ?? 1024, o.seed ?? 0);
-
-  const weights = calibrateWeights(model.graph, plan, init, threads);
-  const acts = await calibrateActivations(model, plan, calib, {
-    init, percentile: o.percentile, batch, threads, signal: o.signal, actSamples: o.actCalibSize, actSearch: o.actSearch,
-    onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }),
+  const times: Record<string, number> = {};
+  let tPhase = process.hrtime.bigint();
+  const lap = (name: string) => {
+    const now = process.hrtime.bigint();
+    times[name] = (times[name] ?? 0) + Number(now - tPhase) / 1e9;
+    tPhase = now;
+  };
+  const initialise = async (p: QuantPlan): Promise<QuantizedGraph> => ({
+    weights: calibrateWeights(model.graph, p, init, threads),
+    acts: await calibrateActivations(model, p, calib, {
+      init, percentile: o.percentile, batch, threads, signal: o.signal, actSamples: o.actCalibSize, actSearch: o.actSearch,
+      onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }),
+    }),
   });
-  let quantized: QuantizedGraph = { weights, acts };
+  let quantized = await initialise(plan);
+  lap('calibrate');
   let units: UnitReport[] = [];
+  let pack: PackReport | undefined;
+  let packs: number[][] | undefined;
+  if (method === 'packptq' && structure.blocks.length) {
+    const form = o.scoreForm ?? 'paper';
+    const scores = await blockScores(model, structure, quantized, calib, {
+      batch, threads, form, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ phase: 'score', done, total }),
+    });
+    packs = packBlocks(scores.map((x) => x.score));
+    pack = { scores, form, packs };
+    lap('score');
+    if (o.mixedPrecision) {
+      const sol = mixedPrecision(model.graph, structure, plan, scores, packs, o);
+      pack = { ...pack, bits: sol.bits, budgetBits: sol.budgetBits, budgetActBits: o.budgetActBits, mpRule: o.mpRule ?? 'exact' };
+      const widths = new Map<string, { wBits: number; aBits: number }>();
+      packs.forEach((p, k) => { for (const b of p) for (const l of structure.blocks[b].layers) widths.set(l, { wBits: sol.bits[k], aBits: sol.bits[k] }); });
+      plan = planQuantization(model.graph, structure, { ...o, layerWidths: widths });
+      quantized = await initialise(plan);
+      lap('calibrate');
+    }
+  }
   if (method !== 'rtn') {
     const m = METHOD_SETTINGS[method];
     const r = await reconstructModel(model, structure, quantized, calib, {
-      granularity: m.granularity, dropProb: o.dropProb ?? m.dropProb, inputQuantProb: 1,
+      granularity: m.granularity, packs, dropProb: o.dropProb ?? m.dropProb, inputQuantProb: o.inputQuantProb ?? m.inputQuantProb,
       iters: o.iters ?? 20000, batch, lrRound: o.lrRound ?? 3e-3, lrAct: o.lrAct ?? 4e-5, lambda: o.lambda ?? 0.01,
       seed: o.seed ?? 0, threads, signal: o.signal,
       onProgress: (e) => o.onProgress?.({ phase: 'reconstruct', done: e.iter, total: e.iters, unit: e.unit, unitIndex: e.unitIndex, units: e.units, loss: e.loss, eta: e.eta }),
     });
     quantized = r.quantized;
     units = r.units;
+    lap('reconstruct');
   }
   const simulated = simulatedGraph(model.graph, quantized);
   if (o.signal?.aborted) throw new AbortError();
@@ -159,11 +227,37 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     const progress = (label: number) => (done: number, total: number) => o.onProgress?.({ phase: 'evaluate', done: done + label * total, total: 2 * total });
     fp = await evaluate(model, o.eval, { batch, threads, signal: o.signal, onProgress: progress(0) });
     quant = await evaluate(Model.fromGraph(simulated, `${model.file} (quantized)`), o.eval, { batch, threads, signal: o.signal, onProgress: progress(1) });
+    lap('evaluate');
   }
   return {
     method, plan, quantized, simulated, fp, quant,
     ...sizeReport(model.graph, plan, quantized),
-    units,
+    units, pack, times,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,
   };
+}
+
+/** Pack sensitivities and costs → widths per pack (lib/pack/bits.ts). */
+export function mixedPrecision(g: Graph, s: Structure, plan: QuantPlan, scores: BlockScore[], packs: number[][], o: QuantizeOptions): { bits: number[]; budgetBits: number } {
+  const cand = CANDIDATES[o.wBits];
+  const budgetBits = o.budgetBits ?? (cand[1] + cand[2]) / 2;
+  const inPack = new Map<string, number>();
+  packs.forEach((p, k) => { for (const b of p) for (const l of s.blocks[b].layers) inPack.set(l, k); });
+  const costs = packs.map((p) => ({ sensitivity: p.reduce((a, b) => a + scores[b].omega, 0) / p.length, weights: 0, acts: 0 }));
+  let fixedWeights = 0, fixedWeightBits = 0, fixedActs = 0, fixedActBits = 0;
+  for (const l of plan.layers) {
+    if (!l.weight || l.wBits === undefined) continue;
+    const n = g.initializers.get(l.weight)!.data.length;
+    const k = inPack.get(l.layer);
+    if (k === undefined) { fixedWeights += n; fixedWeightBits += n * l.wBits; } else costs[k].weights += n;
+  }
+  for (const a of plan.acts) {
+    const k = a.consumers.map((c) => inPack.get(c)).find((x) => x !== undefined);
+    if (k === undefined) { fixedActs++; fixedActBits += a.bits; } else costs[k].acts++;
+  }
+  const sol = allocateBits({
+    target: o.wBits, packs: costs, fixedWeights, fixedWeightBits, fixedActs, fixedActBits,
+    budgetWeightBits: budgetBits, budgetActBits: o.budgetActBits, rule: o.mpRule,
+  });
+  return { bits: sol.bits, budgetBits };
 }

@@ -32,6 +32,8 @@ export interface PlanOptions {
   exclude?: string[];
   /** Per output channel (default) or per tensor weight quantizers. */
   weightGranularity?: 'channel' | 'tensor';
+  /** Exact per-layer widths (mixed precision decides them); applied after the other rules. */
+  layerWidths?: Map<string, { wBits: number; aBits: number }>;
 }
 
 export interface LayerPlan {
@@ -54,7 +56,7 @@ export interface ActPlan {
 }
 
 export interface QuantPlan {
-  options: Required<Omit<PlanOptions, 'layerBits' | 'exclude'>> & Pick<PlanOptions, 'layerBits' | 'exclude'>;
+  options: Required<Omit<PlanOptions, 'layerBits' | 'exclude' | 'layerWidths'>> & Pick<PlanOptions, 'layerBits' | 'exclude'>;
   layers: LayerPlan[];
   acts: ActPlan[];
 }
@@ -109,6 +111,8 @@ export function planQuantization(g: Graph, s: Structure, opts: PlanOptions): Qua
       wBits = r.wBits ?? wBits;
       aBits = r.aBits ?? aBits;
     }
+    const exact = opts.layerWidths?.get(l.name);
+    if (exact) ({ wBits, aBits } = exact);
     const dataInputs = l.weight ? [node.inputs[0]] : [node.inputs[0], node.inputs[1]];
     const actInputs = excluded ? [] : dataInputs.filter((t) => !modelInputs.has(t));
     for (const t of actInputs) {
