@@ -259,8 +259,10 @@ async function decodeImage(sharp: Sharp, file: string, plan: Plan): Promise<Deco
 
   let rgb: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
-    // Dropping alpha without compositing is what PIL's convert('RGB') does; 'srgb' also brings grey,
-    // CMYK and 16-bit images to 8-bit RGB, so every image arrives in one form.
+    // failOn 'error' rather than sharp's default 'warning': real collections (ImageNet's among them)
+    // hold JPEGs with stray bytes that libjpeg warns about and every viewer shows; refusing them
+    // would make such a folder unusable. Dropping alpha without compositing is what PIL's
+    // convert('RGB') does; 'srgb' also brings grey, CMYK and 16-bit images to 8-bit RGB.
     rgb = await sharp(bytes, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw()
       .toBuffer({ resolveWithObject: true });
   } catch (err) {

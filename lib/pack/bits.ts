@@ -4,7 +4,7 @@
  * (mean Ω over their blocks) should get more bits. Objective: maximise Σ_p Ω_p·b_p subject to the
  * weight budget Σ_p n_p·b_p + (stem/head bits) ≤ budget·N (N = all quantized weights, the budget
  * stated as average weight bits) and, optionally, the same for activation quantizers. This is a
- * multiple-choice knapsack; with at most a dozen or so packs it is solved exactly by enumeration
+ * multiple-choice knapsack; with at most 12 packs it is solved exactly by enumeration
  * (3^12 ≈ 5·10^5 combinations), beyond that by dynamic programming over the weight budget.
  * The authors' release rule — every pack at the middle width, then in decreasing sensitivity
  * raise a pack to the high width while the budget holds — is available as 'greedy'.
@@ -76,29 +76,42 @@ export function allocateBits(p: BitsProblem): BitsSolution {
     return evaluate(p, bits);
   }
   const n = p.packs.length;
-  if (n <= 13) {
-    let best = low;
-    const bits = new Array<number>(n).fill(0);
+  if (n <= 12) {
+    // Exhaustive: every combination's weight bits, activation bits and objective, with flat loops.
+    const totalW = p.fixedWeights + p.packs.reduce((a, c) => a + c.weights, 0);
+    const totalA = p.fixedActs + p.packs.reduce((a, c) => a + c.acts, 0);
+    const capW = p.budgetWeightBits * totalW + 1e-9 * totalW;
+    const capA = p.budgetActBits === undefined ? Infinity : p.budgetActBits * totalA + 1e-9 * totalA;
+    let bestObj = -Infinity, bestW = Infinity, bestCode = -1;
     const total = 3 ** n;
     for (let code = 0; code < total; code++) {
-      let c = code;
+      let c = code, wb = p.fixedWeightBits, ab = p.fixedActBits, obj = 0;
       for (let k = 0; k < n; k++) {
-        bits[k] = cand[c % 3];
-        c = Math.floor(c / 3);
+        const b = cand[c % 3];
+        c = (c - (c % 3)) / 3;
+        const pk = p.packs[k];
+        wb += pk.weights * b;
+        ab += pk.acts * b;
+        obj += pk.sensitivity * b;
       }
-      const s = evaluate(p, bits);
-      // Ties prefer fewer bits (cheaper), then the earlier enumeration order.
-      if (fits(p, s) && (s.objective > best.objective + 1e-12 || (Math.abs(s.objective - best.objective) <= 1e-12 && s.avgWeightBits < best.avgWeightBits)))
-        best = { ...s, bits: [...bits] };
+      if (wb > capW || ab > capA) continue;
+      // Ties prefer fewer bits (cheaper).
+      if (obj > bestObj + 1e-12 || (Math.abs(obj - bestObj) <= 1e-12 && wb < bestW)) {
+        bestObj = obj;
+        bestW = wb;
+        bestCode = code;
+      }
     }
-    return best;
+    const bits: number[] = [];
+    for (let k = 0, c = bestCode; k < n; k++, c = Math.floor(c / 3)) bits.push(cand[c % 3]);
+    return evaluate(p, bits);
   }
   return knapsackDp(p, cand);
 }
 
 /** Exact DP over the weight budget (in units of weight elements), for many packs. */
 function knapsackDp(p: BitsProblem, cand: number[]): BitsSolution {
-  if (p.budgetActBits !== undefined) throw new BadOptionError('an activation budget with more than 13 packs is not supported; give a weight budget only');
+  if (p.budgetActBits !== undefined) throw new BadOptionError('an activation budget with more than 12 packs is not supported; give a weight budget only');
   const totalW = p.fixedWeights + p.packs.reduce((a, c) => a + c.weights, 0);
   const cap = Math.floor(p.budgetWeightBits * totalW - p.fixedWeightBits);
   // Scale costs down so the table stays small; rounding costs up keeps every solution feasible.

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { IoError } from '../errors';
 import { QuantizeResult } from '../pipeline/quantize';
+import { packptqVersion } from '../export/qdq';
 
 export interface RunMeta {
   model: string;
@@ -16,7 +17,7 @@ export interface RunMeta {
 
 export function buildReport(r: QuantizeResult, meta: RunMeta): Record<string, unknown> {
   return {
-    packptq: require('../../package.json').version,
+    packptq: packptqVersion(),
     date: new Date().toISOString(),
     model: meta.model,
     command: meta.command,
