@@ -127,8 +127,7 @@ export async function blockScores(model: Model, s: Structure, init: QuantizedGra
           dlogits[i * classes + c] = pf[c] - pq[c];
         }
       }
-      tapes[k].forward([zf]);
-      const gz: Float32Array = tapes[k].backward([dlogits]).inputs[0];
+      const gz: Float32Array = await tapes[k].inputGradAsync([zf], [dlogits]);
       for (let i = 0; i < count * feat; i++) {
         const d = zf[i] - zq[i];
         a.gDz += gz[i] * d;

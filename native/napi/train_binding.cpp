@@ -235,7 +235,8 @@ class GradProgramWrap : public Napi::ObjectWrap<GradProgramWrap> {
                         InstanceMethod("setProfiling", &GradProgramWrap::SetProfiling),
                         InstanceMethod("profile", &GradProgramWrap::Profile),
                         InstanceMethod("resetProfile", &GradProgramWrap::ResetProfile),
-                        InstanceMethod("info", &GradProgramWrap::Info)});
+                        InstanceMethod("info", &GradProgramWrap::Info),
+                        InstanceMethod("inputGradAsync", &GradProgramWrap::InputGradAsync)});
   }
 
   explicit GradProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GradProgramWrap>(info) {
@@ -304,6 +305,58 @@ class GradProgramWrap : public Napi::ObjectWrap<GradProgramWrap> {
       r.Set("inputs", ins);
       r.Set("params", ps);
       return r;
+    });
+  }
+
+  // forward(inputs) then backward(outputGrads) on a worker thread, resolving with the gradient of
+  // the first input (float32 tapes): Pack-PTQ's scoring runs this per batch and block, and must
+  // not hold the event loop while it does.
+  class InputGradWorker : public Napi::AsyncWorker {
+   public:
+    InputGradWorker(Napi::Env env, Napi::Object owner, Tape<float>* tape, std::vector<std::vector<float>> in, std::vector<std::vector<float>> g)
+        : Napi::AsyncWorker(env), tape_(tape), in_(std::move(in)), g_(std::move(g)), deferred_(Napi::Promise::Deferred::New(env)) {
+      owner_ = Napi::Persistent(owner);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute() override {
+      try {
+        std::vector<const float*> ip, gp;
+        for (auto& v : in_) ip.push_back(v.data());
+        for (auto& v : g_) gp.push_back(v.data());
+        tape_->forward(ip);
+        tape_->backward(gp);
+        const float* p = tape_->input_grad(0);
+        if (!p) fail(ErrorCode::BadOption, "inputGradAsync needs a GradProgram built with inputGrads");
+        out_.assign(p, p + numel(tape_->input_shape(0)));
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Float32Array f = Napi::Float32Array::New(Env(), out_.size());
+      std::copy(out_.begin(), out_.end(), f.Data());
+      deferred_.Resolve(f);
+    }
+    void OnError(const Napi::Error& e) override { deferred_.Reject(js_error(Env(), "NATIVE", e.Message()).Value()); }
+
+   private:
+    Tape<float>* tape_;
+    std::vector<std::vector<float>> in_, g_, unused_;
+    std::vector<float> out_;
+    Napi::ObjectReference owner_;
+    Napi::Promise::Deferred deferred_;
+  };
+
+  Napi::Value InputGradAsync(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      if (!f32_) fail(ErrorCode::BadOption, "inputGradAsync runs on float32 GradPrograms");
+      Tape<float>& tape = *f32_;
+      auto in = read_list<float>(info[0], "inputs", tape.num_inputs(), [&](size_t i) { return numel(tape.input_shape(i)); });
+      auto g = read_list<float>(info[1], "outputGrads", tape.num_outputs(), [&](size_t i) { return numel(tape.output_shape(i)); });
+      auto* w = new InputGradWorker(info.Env(), info.This().As<Napi::Object>(), f32_.get(), std::move(in), std::move(g));
+      Napi::Promise p = w->promise();
+      w->Queue();
+      return p;
     });
   }
 
