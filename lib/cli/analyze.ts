@@ -1,6 +1,7 @@
 /** `packptq analyze`: Pack-PTQ's block scores, Ω, packs and (with --mixed-precision) pack bits. */
 import { Command, Option } from 'commander';
-import { loadDataset } from '../data/dataset';
+import { loadDatasetAsync } from '../data/dataset';
+import { imageOptions } from './image-options';
 import { Model } from '../engine/model';
 import { analyze } from '../pipeline/analyze';
 import { addQuantOptions, QuantizeCliOptions } from './quantize';
@@ -17,7 +18,7 @@ Examples:
   packptq analyze vit.onnx --calib calib.idx.gz --w-bits 3 --a-bits 3 --mixed-precision --budget-bits 3.5 --json`)
     .action(async (file: string, o: QuantizeCliOptions) => {
       const model = Model.load(file);
-      const calib = loadDataset({ data: o.calib, mean: o.mean, std: o.std });
+      const calib = await loadDatasetAsync({ data: o.calib, mean: o.mean, std: o.std, ...imageOptions(o as Parameters<typeof imageOptions>[0]) });
       const progress = progressReporter({ quiet: o.quiet });
       const r = await analyze(model, {
         wBits: o.wBits, aBits: o.aBits, firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude,

@@ -1,6 +1,7 @@
 /** `packptq quantize`: calibrate (and later reconstruct) a quantized model, measure it, export it. */
 import { Command, Option } from 'commander';
-import { loadDataset } from '../data/dataset';
+import { loadDatasetAsync } from '../data/dataset';
+import { addImageOptions, imageOptions } from './image-options';
 import { Model } from '../engine/model';
 import { LayerBitsRule, checkBits } from '../quant/plan';
 import { METHODS, QuantizeResult, quantize } from '../pipeline/quantize';
@@ -46,7 +47,7 @@ export interface QuantizeCliOptions {
 }
 
 export function addQuantOptions(cmd: Command): Command {
-  return cmd
+  return addImageOptions(cmd)
     .requiredOption('--calib <file>', 'calibration samples (IDX or NPY), labels not needed')
     .option('--eval <file>', 'evaluation samples (IDX or NPY); labels found beside them or given with --labels')
     .option('--labels <file>', 'labels of --eval')
@@ -108,8 +109,9 @@ Examples:
 
 export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<{ result: QuantizeResult; file: string; out?: string }> {
   const model = Model.load(file);
-  const calib = loadDataset({ data: o.calib, mean: o.mean, std: o.std });
-  const evalSet = o.eval ? loadDataset({ data: o.eval, labels: o.labels, mean: o.mean, std: o.std, limit: o.evalLimit }) : undefined;
+  const img = imageOptions(o as Parameters<typeof imageOptions>[0]);
+  const calib = await loadDatasetAsync({ data: o.calib, mean: o.mean, std: o.std, ...img });
+  const evalSet = o.eval ? await loadDatasetAsync({ data: o.eval, labels: o.labels, mean: o.mean, std: o.std, limit: o.evalLimit, ...img }) : undefined;
   const progress = progressReporter({ quiet: o.quiet });
   const result = await quantize(model, {
     mixedPrecision: o.mixedPrecision, budgetBits: o.budgetBits?.w, budgetActBits: o.budgetBits?.a, mpRule: o.mpRule, scoreForm: o.scoreForm,

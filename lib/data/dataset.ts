@@ -10,9 +10,11 @@
  * (dim 1 of the NCHW batch); mean and std have 1 value (all channels) or one per channel and
  * default to 0 and 1.
  */
+import * as fs from 'fs';
 import { BadDataError, BadOptionError, ShapeMismatchError, expected } from '../errors';
 import { IdxArray, findLabelsFile, formatShape, parseIdx, readDataFile } from './idx';
 import { NpyArray, findNpyLabelsFile, isNpy, parseNpy } from './npy';
+import type { ImageOptions } from './images';
 
 /** Raw sample storage; 64-bit integer data is widened to Float64Array on load. */
 export type RawData =
@@ -43,8 +45,9 @@ export interface Dataset {
   batches(batchSize: number): IterableIterator<Batch>;
 }
 
-export interface LoadDatasetOptions {
-  /** IDX (optionally gzipped) or NPY file of samples. */
+export interface LoadDatasetOptions extends ImageOptions {
+  /** IDX (optionally gzipped) or NPY file of samples; with loadDatasetAsync also an image folder
+   * (lib/data/images.ts), to which the ImageOptions (preset, resize, crop, channels) apply. */
   data: string;
   /** IDX or NPY labels file; when absent, looked for beside `data` by the standard naming. */
   labels?: string;
@@ -52,6 +55,8 @@ export interface LoadDatasetOptions {
   std?: number[];
   /** Use only the first `limit` samples. */
   limit?: number;
+  /** Stops decoding an image folder (files load in one synchronous read and ignore it). */
+  signal?: AbortSignal;
 }
 
 export interface MakeDatasetOptions {
@@ -68,11 +73,36 @@ export interface MakeDatasetOptions {
 }
 
 /**
+ * Loads `--data` (a file or an image folder) into a Dataset. Image folders are decoded by sharp,
+ * which only works asynchronously, hence this second entry point; files go to loadDataset.
+ * sharp is loaded only when a folder is given.
+ */
+export async function loadDatasetAsync(opts: LoadDatasetOptions): Promise<Dataset> {
+  if (typeof opts?.data !== 'string' || opts.data === '') throw expected('a file or folder path', '--data', opts?.data);
+  if (!isFolder(opts.data)) return loadDataset(opts);
+  if (opts.labels !== undefined) {
+    throw new BadOptionError(`--labels ${opts.labels} cannot be used with the image folder ${opts.data}: its labels are its class folders`);
+  }
+  const { loadImageFolder } = await import('./images');
+  return loadImageFolder(opts.data, opts);
+}
+
+const IMAGE_OPTIONS = ['preset', 'resize', 'crop', 'channels'] as const;
+
+/**
  * Loads `--data` (and its labels) into a Dataset. The file format is recognised from the content:
  * gzip is unwrapped, then the NPY magic or the IDX `00 00` magic decides.
  */
 export function loadDataset(opts: LoadDatasetOptions): Dataset {
   if (typeof opts?.data !== 'string' || opts.data === '') throw expected('a file path', '--data', opts?.data);
+  if (isFolder(opts.data)) {
+    throw new BadOptionError(`${opts.data} is a folder: image folders are decoded asynchronously, load them with loadDatasetAsync`);
+  }
+  // Silently ignoring --resize on an IDX file would evaluate on data the user did not ask for.
+  const given = IMAGE_OPTIONS.find((k) => opts[k] !== undefined);
+  if (given !== undefined) {
+    throw new BadOptionError(`--${given} applies to image folders only, but --data ${opts.data} is a file`);
+  }
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit <= 0)) {
     throw expected('a positive integer', '--limit', opts.limit);
   }
@@ -195,6 +225,15 @@ export function fitToInput(ds: Dataset, inputShape: readonly (number | string)[]
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** A missing path is not a folder; reading it as a file then reports it. */
+function isFolder(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 interface LoadedArray { kind: 'idx' | 'npy'; shape: number[]; data: RawData; pixels: boolean }
 
