@@ -6,6 +6,7 @@ import { NativeError } from '../errors';
 import { Tensor, numel } from '../graph/ir';
 import { OPS, LowerContext } from '../graph/ops';
 import { Specialized } from '../graph/specialize';
+import { fuseActivations } from './fuse-activations';
 
 export interface TensorDesc { shape: number[]; data?: Float32Array; name?: string }
 export interface OpDesc {
@@ -28,7 +29,7 @@ function asFloat32(t: Tensor): Float32Array {
   return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
 }
 
-export function lower(s: Specialized): ProgramDesc {
+export function lower(s: Specialized, opts: { fuseActivations?: boolean } = {}): ProgramDesc {
   const tensors: TensorDesc[] = [];
   const ids = new Map<string, number>();
   const ops: OpDesc[] = [];
@@ -91,5 +92,6 @@ export function lower(s: Specialized): ProgramDesc {
   });
   // Drop the names from the description to keep it small; they stay useful in debugging via ids.
   for (const t of tensors) if (t.data && numel(t.shape) !== t.data.length) throw new NativeError(`lowering: constant "${t.name}" has a wrong size`);
-  return { tensors, inputs, outputs, ops };
+  const desc = { tensors, inputs, outputs, ops };
+  return opts.fuseActivations === false ? desc : fuseActivations(desc);
 }

@@ -100,7 +100,7 @@ export async function blockScores(model: Model, s: Structure, init: QuantizedGra
   const shapes = fp.info.outputShapes;
   const tapes = blocks.map((b, k) => {
     const spec = specialize(restGraph(g, b.output), { inputShapes: { [b.output]: shapes[k] } });
-    return new (native().GradProgram)(lower(spec), { dtype: 'float32', trainable: [], threads: o.threads, inputGrads: true });
+    return new (native().GradProgram)(lower(spec, { fuseActivations: false }), { dtype: 'float32', trainable: [], threads: o.threads, inputGrads: true });
   });
   const classes = shapes[shapes.length - 1].slice(1).reduce((a, b) => a * b, 1);
   const acc = blocks.map(() => ({ loss: 0, gDz: 0, dz2: 0, absDz: 0 }));

@@ -206,7 +206,8 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, o.signal);
     const shapes = sampleShapes(g, model, unit.inputs);
     const spec = specialize(ug.graph, { inputShapes: Object.fromEntries(unit.inputs.map((n, k) => [n, [o.batch, ...shapes[k]]])) });
-    const desc = lower(spec);
+    // The differentiable executor runs activations as their own ops: no fused epilogues.
+    const desc = lower(spec, { fuseActivations: false });
     const ids = ug.trainable.map((name) => desc.tensors.findIndex((t) => t.name === name));
     const job = new (native().ReconJob)({ ...desc, isa: undefined }, { trainable: ids, kinds: ug.kinds });
     const abort = () => job.cancel();

@@ -1,16 +1,17 @@
-// One way to run loops on several threads: OpenMP teams of an explicit size, so each Program
-// (and each kernel call from a benchmark) uses exactly the thread count it was given, whichever
-// thread it is called from.
+// One way to run loops on several threads: the process-wide work pool (kernels/work_pool.h).
+// Each call uses at most the thread count it was given, whichever thread it is called from. The
+// loop is cut into a few more items than threads so a descheduled helper (these machines are
+// shared) delays the caller by one small item, not by half the loop; OpenMP teams, which join on
+// every member, made two threads slower than one under load (see benchmarks/results).
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "kernels/work_pool.h"
 
 namespace packptq {
 
-// Calls fn(begin, end) over [0, n) split into at most `threads` contiguous chunks.
+// Calls fn(begin, end) over [0, n) split into contiguous chunks, on at most `threads` threads.
 template <typename Fn>
 void parallel_for(int64_t n, int threads, Fn&& fn) {
   if (n <= 0) return;
@@ -19,17 +20,12 @@ void parallel_for(int64_t n, int threads, Fn&& fn) {
     fn(int64_t(0), n);
     return;
   }
-#pragma omp parallel num_threads(t)
-  {
-#ifdef _OPENMP
-    const int id = omp_get_thread_num();
-#else
-    const int id = 0;
-#endif
-    const int64_t chunk = (n + t - 1) / t;
-    const int64_t b = id * chunk, e = std::min(n, b + chunk);
+  const int items = static_cast<int>(std::min<int64_t>(n, 4 * t));
+  const int64_t chunk = (n + items - 1) / items;
+  run_items(items, t, [&](int, int i) {
+    const int64_t b = i * chunk, e = std::min(n, b + chunk);
     if (b < e) fn(b, e);
-  }
+  });
 }
 
 }  // namespace packptq

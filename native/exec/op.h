@@ -11,7 +11,13 @@
 //   Conv           inputs x, w, [bias]; ints kernel(kh,kw) strides(2) pads(t,l,b,r) dilations(2) group.
 //                  1-D convs arrive as 2-D with H = 1.
 //   Gemm           inputs a, b, [c]; floats alpha beta; ints transA transB. c broadcast to [M,N].
-//   MatMul         inputs a, b; numpy batched broadcast; rank ≥ 1 each.
+//   MatMul         inputs a, b, [bias]; numpy batched broadcast; rank ≥ 1 each.
+//   Conv, Gemm and MatMul also take an optional fused activation, set by the lowering peephole
+//   (lib/engine/fuse-activations.ts) when a Relu or Clip is the only reader of their output:
+//                  string activation ("relu" | "clip"); floats act_min act_max ("clip" bounds).
+//                  The output is clamped as it is written (NaN becomes the lower bound, as in Relu).
+//                  Only the inference executor knows it: programs for the differentiable executor
+//                  are lowered with fuseActivations: false.
 //   Add Sub Mul Div Pow   inputs a, b; numpy broadcast to the output shape.
 //   Sqrt Relu Sigmoid Tanh Erf Abs Neg Exp Log Reciprocal Identity   one input, same shape.
 //   Clip           floats min max.       LeakyRelu  float alpha.

@@ -2,18 +2,42 @@
 // the GEMM and convolution kernels. Constant weights are prepared (re-laid-out) once at creation.
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <string>
 
 #include "core/parallel.h"
 #include "exec/op.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/work_pool.h"
 
 namespace packptq {
 namespace {
 
+// The optional fused activation of Conv / Gemm / MatMul (op.h): string activation "relu" | "clip",
+// floats act_min act_max for "clip".
+Activation read_activation(const OpInit& in) {
+  const std::string a = in.attrs.s("activation", "");
+  if (a.empty() || a == "none") return Activation::none();
+  if (a == "relu") return Activation::range(0.f, std::numeric_limits<float>::infinity());
+  if (a == "clip")
+    return Activation::range(static_cast<float>(in.attrs.f("act_min", -std::numeric_limits<double>::infinity())),
+                             static_cast<float>(in.attrs.f("act_max", std::numeric_limits<double>::infinity())));
+  in.fail_unsupported("unknown fused activation \"" + a + "\"");
+}
+
+void apply_activation(const Activation& act, float* y, int64_t n) {
+  if (!act.clamp) return;
+  const float lo = act.lo, hi = act.hi;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = y[i] > lo ? y[i] : lo;
+    y[i] = v < hi ? v : hi;
+  }
+}
+
 class ConvOp : public Op {
  public:
-  explicit ConvOp(const OpInit& in) : isa_(in.isa) {
+  explicit ConvOp(const OpInit& in) : isa_(in.isa), act_(read_activation(in)) {
     const Shape& x = in.in_shapes[0];
     const Shape& w = in.in_shapes[1];
     if (x.size() != 4 || w.size() != 4) in.fail_shape("expects 4-D input and weight, got " + shape_str(x) + " and " + shape_str(w));
@@ -37,15 +61,19 @@ class ConvOp : public Op {
     has_bias_ = in.present.size() > 2 && in.present[2];
     if (has_bias_ && numel(in.in_shapes[2]) != s_.M) in.fail_shape("bias must have " + std::to_string(s_.M) + " elements");
     const bool const_w = in.const_data[1] != nullptr && (!has_bias_ || in.const_data[2] != nullptr);
-    if (const_w) prepared_ = prepare_conv(isa_, s_, in.const_data[1], has_bias_ ? in.const_data[2] : nullptr);
+    if (const_w) prepared_ = prepare_conv(isa_, s_, in.const_data[1], has_bias_ ? in.const_data[2] : nullptr, act_);
   }
   void run(const OpRun& r) override {
     if (prepared_) prepared_->run(r.in[0], r.out[0], r.threads);
-    else conv2d(isa_, s_, r.in[0], r.in[1], has_bias_ ? r.in[2] : nullptr, r.out[0], r.threads);
+    else {
+      conv2d(isa_, s_, r.in[0], r.in[1], has_bias_ ? r.in[2] : nullptr, r.out[0], r.threads);
+      apply_activation(act_, r.out[0], (int64_t)s_.N * s_.M * s_.OH() * s_.OW());
+    }
   }
 
  private:
   Isa isa_;
+  Activation act_;
   ConvShape s_;
   bool has_bias_ = false;
   std::unique_ptr<PreparedConv> prepared_;
@@ -54,7 +82,7 @@ class ConvOp : public Op {
 // Y = alpha · op(A) · op(B) + beta · C, C broadcast to [M, N].
 class GemmOp : public Op {
  public:
-  explicit GemmOp(const OpInit& in) : isa_(in.isa) {
+  explicit GemmOp(const OpInit& in) : isa_(in.isa), act_(read_activation(in)) {
     const Shape& a = in.in_shapes[0];
     const Shape& b = in.in_shapes[1];
     if (a.size() != 2 || b.size() != 2) in.fail_shape("expects 2-D A and B, got " + shape_str(a) + " and " + shape_str(b));
@@ -87,6 +115,7 @@ class GemmOp : public Op {
     const int64_t total = M_ * N_;
     if (alpha_ != 1.f)
       for (int64_t i = 0; i < total; ++i) y[i] *= alpha_;
+    // Bias and the fused activation in one pass over each row.
     if (has_c_ && beta_ != 0.f) {
       const float* c = r.in[2];
       for (int64_t m = 0; m < M_; ++m) {
@@ -96,12 +125,16 @@ class GemmOp : public Op {
           for (int64_t n = 0; n < N_; ++n) yrow[n] += beta_ * crow[0];
         else
           for (int64_t n = 0; n < N_; ++n) yrow[n] += beta_ * crow[n];
+        apply_activation(act_, yrow, N_);
       }
+    } else {
+      apply_activation(act_, y, total);
     }
   }
 
  private:
   Isa isa_;
+  Activation act_;
   bool ta_ = false, tb_ = false, has_c_ = false;
   float alpha_ = 1, beta_ = 1;
   int64_t M_ = 0, N_ = 0, K_ = 0, c_rows_ = 1, c_cols_ = 1;
@@ -111,7 +144,7 @@ class GemmOp : public Op {
 // numpy matmul: 1-D operands are promoted ([K] → [1,K] for A, [K,1] for B), leading dims broadcast.
 class MatMulOp : public Op {
  public:
-  explicit MatMulOp(const OpInit& in) : isa_(in.isa) {
+  explicit MatMulOp(const OpInit& in) : isa_(in.isa), act_(read_activation(in)) {
     Shape a = in.in_shapes[0], b = in.in_shapes[1];
     if (a.empty() || b.empty()) in.fail_shape("MatMul operands must have rank >= 1");
     if (a.size() == 1) a.insert(a.begin(), 1);
@@ -170,22 +203,27 @@ class MatMulOp : public Op {
       return;
     }
     // Many small products (attention heads): split the batches over threads, one thread each.
-    parallel_for(batch_, r.threads, [&](int64_t b0, int64_t b1) {
-      for (int64_t t = b0; t < b1; ++t)
-        sgemm(isa_, false, false, M_, N_, K_, A + a_off_[t], K_, B + b_off_[t], N_, Y + t * M_ * N_, N_, false, 1);
+    // Through the work pool, not an OpenMP team: a team's join waits for a descheduled partner.
+    run_items(static_cast<int>(batch_), r.threads, [&](int, int t) {
+      sgemm(isa_, false, false, M_, N_, K_, A + a_off_[t], K_, B + b_off_[t], N_, Y + t * M_ * N_, N_, false, 1);
     });
     add_bias(r, Y);
   }
 
  private:
   Isa isa_;
+  Activation act_;
   void add_bias(const OpRun& r, float* Y) const {
-    if (!has_bias_) return;
-    const float* b = r.in[2];
     const int64_t rows = batch_ * M_;
+    if (!has_bias_) {
+      apply_activation(act_, Y, rows * N_);
+      return;
+    }
+    const float* b = r.in[2];
     for (int64_t i = 0; i < rows; ++i) {
       float* y = Y + i * N_;
       for (int64_t n = 0; n < N_; ++n) y[n] += b[n];
+      apply_activation(act_, y, N_);
     }
   }
 

@@ -1,10 +1,10 @@
 // Convolution dispatch and the generic (no -march) parts: shape validation, the naive scalar
-// reference, im2col, and the two SIMD strategies, which reach vector code only through a KernelTable:
-//   DirectConv  one input channel per group and few outputs each (depthwise): the vectorised direct
-//               kernel of conv_impl.h per (image, input channel) plane.
-//   GemmConv    everything else: per image and group, y_g[Mg, P] = w_g[Mg, Kg] · cols[Kg, P] with the
-//               weights packed once for the GEMM micro-kernel; 1x1 stride-1 unpadded convs use the
-//               input itself as the B matrix (no im2col).
+// reference, and the two SIMD strategies, which reach vector code only through a KernelTable:
+//   DirectConv  one input channel per group and few outputs each (depthwise): the flattened
+//               phase-plane kernel of conv_impl.h (dw2_plane) per (image, input channel) plane.
+//   GemmConv    everything else: y_g[Mg, positions] = w_g[Mg, Kg] · B, B panels packed straight
+//               from the input (conv_gemm_impl.h), several small images per GEMM, bias and the
+//               fused activation applied as the tiles are written.
 #include "kernels/conv.h"
 
 #include <algorithm>
@@ -65,10 +65,55 @@ void conv_reference(const ConvShape& s, const float* x, const float* w, const fl
     }
 }
 
+}  // namespace
+
+bool make_dw2_plan(const DwGeom& g, int lanes, Dw2Plan* L) {
+  if (g.KH * g.KW > 64 || g.sw > 8) return false;
+  const int sh = g.sh, sw = g.sw;
+  L->Hq = (g.pt + g.H + g.pb + sh - 1) / sh;
+  L->Wq = (g.pl + g.W + g.pr + sw - 1) / sw;
+  L->PB = (long)L->Hq * L->Wq;
+  const int pass = 4 * lanes;  // outputs per pass of dw2_plane (U = 4 vectors)
+  L->span = (long)(g.OH * L->Wq + pass - 1) / pass * pass;
+  long maxoff = 0;
+  for (int kh = 0; kh < g.KH; ++kh)
+    for (int kw = 0; kw < g.KW; ++kw) {
+      const int rr = kh * g.dh, cc = kw * g.dw;
+      const long off = (long)((rr % sh) * sw + cc % sw) * L->PB + (long)(rr / sh) * L->Wq + cc / sw;
+      L->toff[kh * g.KW + kw] = off;
+      maxoff = std::max(maxoff, off);
+    }
+  const long planes = (long)sh * sw * L->PB;
+  L->temp = (std::max(planes, L->span + maxoff) + 16 + 15) / 16 * 16;
+  L->total = L->temp + L->span + 16;
+  L->a0 = g.pt % sh;
+  L->rq0 = g.pt / sh;
+  for (int b = 0; b < sw; ++b) {
+    L->iw0[b] = ((b - g.pl) % sw + sw) % sw;
+    L->d0[b] = (g.pl + L->iw0[b]) / sw;
+  }
+  return true;
+}
+
+namespace {
+
+void apply_activation(const Activation& act, float* y, size_t n) {
+  if (!act.clamp) return;
+  for (size_t i = 0; i < n; ++i) {
+    float v = y[i] > act.lo ? y[i] : act.lo;
+    y[i] = v < act.hi ? v : act.hi;
+  }
+}
+
 class ReferenceConv : public PreparedConv {
  public:
-  ReferenceConv(const ConvShape& s, const float* w, const float* bias) : s_(s) { update_weights(w, bias); }
-  void run(const float* x, float* y, int) override { conv_reference(s_, x, w_.data(), has_bias_ ? b_.data() : nullptr, y); }
+  ReferenceConv(const ConvShape& s, const float* w, const float* bias, const Activation& act) : s_(s), act_(act) {
+    update_weights(w, bias);
+  }
+  void run(const float* x, float* y, int) override {
+    conv_reference(s_, x, w_.data(), has_bias_ ? b_.data() : nullptr, y);
+    apply_activation(act_, y, (size_t)s_.N * s_.M * s_.OH() * s_.OW());
+  }
   void update_weights(const float* w, const float* bias) override {
     w_.assign(w, w + (size_t)s_.M * (s_.C / s_.group) * s_.KH * s_.KW);
     has_bias_ = bias != nullptr;
@@ -77,19 +122,21 @@ class ReferenceConv : public PreparedConv {
 
  private:
   ConvShape s_;
+  Activation act_;
   std::vector<float> w_, b_;
   bool has_bias_ = false;
 };
 
 // Per-thread scratch owned by a prepared conv, allocated on the calling thread before the items
-// run, so the items themselves never allocate.
+// run, so the items themselves never allocate. New memory is zero (the padded-copy buffers rely on
+// it: their padding positions are never written).
 struct ThreadScratch {
   std::vector<std::vector<float>> bufs;
   float* at(int tid) { return bufs[tid].data(); }
   void reserve(int threads, size_t floats) {
     if ((int)bufs.size() < threads) bufs.resize(threads);
     for (int t = 0; t < threads; ++t)
-      if (bufs[t].size() < floats) bufs[t].resize(floats);
+      if (bufs[t].size() < floats) bufs[t].resize(floats, 0.f);
   }
 };
 
@@ -101,8 +148,11 @@ void for_items(int n, int threads, Fn&& body) {
 
 class DirectConv : public PreparedConv {
  public:
-  DirectConv(const KernelTable* t, const ConvShape& s, const float* w, const float* bias) : t_(t), s_(s) {
-    g_ = DwGeom{s.H, s.W, s.OH(), s.OW(), s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.dil_h, s.dil_w};
+  DirectConv(const KernelTable* t, const ConvShape& s, const float* w, const float* bias, const Activation& act)
+      : t_(t), s_(s), act_(act) {
+    g_ = DwGeom{s.H, s.W, s.OH(), s.OW(), s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.dil_h, s.dil_w,
+                s.pad_bottom, s.pad_right};
+    flat_ = make_dw2_plan(g_, t_->lanes, &plan_);
     update_weights(w, bias);
   }
   void update_weights(const float* w, const float* bias) override {
@@ -114,121 +164,237 @@ class DirectConv : public PreparedConv {
     // One item per input plane: it yields the Mg output planes of its group, which are adjacent.
     const int planes = s_.N * s_.C, Mg = s_.M / s_.group, P = g_.OH * g_.OW, taps = s_.KH * s_.KW;
     const int nt = std::max(1, std::min(threads, planes));
-    scratch_.reserve(nt, t_->dw_scratch_floats(g_));
+    scratch_.reserve(nt, flat_ ? (size_t)plan_.total : t_->dw_scratch_floats(g_));
     for_items(planes, nt, [&](int tid, int i) {
       const int c = i % s_.C;  // Cg == 1: input channel c is group c, outputs c*Mg .. c*Mg+Mg-1
-      t_->dw_plane(g_, x + (long)i * s_.H * s_.W, w_.data() + (size_t)c * Mg * taps, b_.data() + (size_t)c * Mg, Mg,
-                   y + (long)i * Mg * P, scratch_.at(tid));
+      const float* xi = x + (long)i * s_.H * s_.W;
+      const float* wc = w_.data() + (size_t)c * Mg * taps;
+      const float* bc = b_.data() + (size_t)c * Mg;
+      float* yi = y + (long)i * Mg * P;
+      if (flat_) {
+        t_->dw2_plane(g_, plan_, xi, wc, bc, Mg, yi, scratch_.at(tid), act_.clamp, act_.lo, act_.hi);
+      } else {
+        t_->dw_plane(g_, xi, wc, bc, Mg, yi, scratch_.at(tid));
+        apply_activation(act_, yi, (size_t)Mg * P);
+      }
     });
   }
 
  private:
   const KernelTable* t_;
   ConvShape s_;
+  Activation act_;
   DwGeom g_;
+  Dw2Plan plan_;
+  bool flat_;
   std::vector<float> w_, b_;
   ThreadScratch scratch_;
 };
 
-// cols[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][ih][iw] (0 in the padding), for one image and group.
-void im2col(const ConvShape& s, const float* x, int Cg, float* cols) {
-  const int OH = s.OH(), OW = s.OW(), P = OH * OW;
-  for (int c = 0; c < Cg; ++c)
-    for (int kh = 0; kh < s.KH; ++kh)
-      for (int kw = 0; kw < s.KW; ++kw) {
-        float* row = cols + (size_t)((c * s.KH + kh) * s.KW + kw) * P;
-        const int iw0 = kw * s.dil_w - s.pad_left, sw = s.stride_w;
-        // Output columns whose input column iw0 + ow*sw lies inside [0, W).
-        int lo = iw0 < 0 ? (-iw0 + sw - 1) / sw : 0;
-        int hi = (s.W - 1 - iw0) < 0 ? 0 : (s.W - 1 - iw0) / sw + 1;
-        lo = std::min(lo, OW);
-        hi = std::max(lo, std::min(hi, OW));
-        for (int oh = 0; oh < OH; ++oh) {
-          float* dst = row + (size_t)oh * OW;
-          const int ih = oh * s.stride_h - s.pad_top + kh * s.dil_h;
-          if (ih < 0 || ih >= s.H) {
-            std::memset(dst, 0, sizeof(float) * OW);
-            continue;
-          }
-          const float* src = x + ((long)c * s.H + ih) * s.W + iw0;
-          std::memset(dst, 0, sizeof(float) * lo);
-          if (sw == 1)
-            std::memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
-          else
-            for (int ow = lo; ow < hi; ++ow) dst[ow] = src[(long)ow * sw];
-          std::memset(dst + hi, 0, sizeof(float) * (OW - hi));
-        }
-      }
-}
-
+// Convolution as a GEMM per group: y_g[Mg, positions] = w_g[Mg, Kg] · B[Kg, positions], with the B
+// panels packed straight from the input by the ISA's cgemm_item (conv_gemm_impl.h explains the
+// column space). Two ways to feed it:
+//   pointwise (1x1, stride 1, no padding): B is the input itself, all images' positions in one
+//     column space (so 7x7 images do not each waste a partial panel).
+//   otherwise: per group of nb images, a zero-padded, stride-phase-split copy with the images side
+//     by side in each row (built per work item into the thread's buffer, whose padding positions are
+//     zero from allocation and never written), so every tap's B row is contiguous.
+// Work items are (image group, column chunk): images spread over threads when the batch allows,
+// columns of one image when it does not (batch 1).
 class GemmConv : public PreparedConv {
  public:
-  GemmConv(const KernelTable* t, const ConvShape& s, const float* w, const float* bias) : t_(t), s_(s) {
+  GemmConv(const KernelTable* t, const ConvShape& s, const float* w, const float* bias, const Activation& act)
+      : t_(t), s_(s), act_(act) {
     Cg_ = s.C / s.group;
     Mg_ = s.M / s.group;
     Kg_ = Cg_ * s.KH * s.KW;
-    P_ = s.OH() * s.OW();
+    OH_ = s.OH();
+    OW_ = s.OW();
+    P_ = OH_ * OW_;
     pointwise_ = s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 && s.pad_left == 0 &&
                  s.pad_bottom == 0 && s.pad_right == 0;
-    packed_per_group_ = t_->packed_a_floats(Mg_, Kg_);
+    MR_ = t_->cgemm_mr;
+    NR_ = t_->cgemm_nr;
+    nkb_ = (Kg_ + 255) / 256;
+    kcb_ = (Kg_ + nkb_ - 1) / nkb_;
+    Mpad_ = (Mg_ + MR_ - 1) / MR_ * MR_;
+    // B chunk of about 128 KB (L2-resident while its panels are multiplied).
+    chunk_ = std::max(NR_, (32768 / std::max(1, kcb_)) / NR_ * NR_);
+    koff_.resize(Kg_);
+    if (pointwise_) {
+      for (int k = 0; k < Kg_; ++k) koff_[k] = (long)k * s.H * s.W;
+      nb_ = s.N;
+      Ws_ = P_;
+      SR_ = s.N * P_;
+      cols_ = SR_;
+      oh_space_ = 1;
+      ow_space_ = P_;
+    } else {
+      const int sh = s.stride_h, sw = s.stride_w;
+      // Stride 1: neighbouring images share their zero columns (an image's right padding is the next
+      // one's left padding), but each image still needs room for all its OW outputs.
+      Ws_ = sw == 1 ? std::max(s.W + std::max(s.pad_left, s.pad_right), OW_)
+                    : (s.pad_left + s.W + s.pad_right + sw - 1) / sw;
+      Hq_ = (s.pad_top + s.H + s.pad_bottom + sh - 1) / sh;
+      const int per_image = OH_ * Ws_;
+      nb_ = std::max(1, std::min(s.N, (512 + per_image - 1) / per_image));
+      SR_ = nb_ * Ws_;
+      PB_ = (long)Hq_ * SR_;
+      CB_ = (long)sh * sw * PB_;
+      row_used_.assign(sh, 0);
+      col_used_.assign(sw, 0);
+      for (int b = 0; b < sw; ++b) {
+        col_iw0_.push_back(((b - s.pad_left) % sw + sw) % sw);
+        col_d0_.push_back((s.pad_left + col_iw0_[b]) / sw);
+      }
+      for (int c = 0; c < Cg_; ++c)
+        for (int kh = 0; kh < s.KH; ++kh)
+          for (int kw = 0; kw < s.KW; ++kw) {
+            const int rr = kh * s.dil_h, cc = kw * s.dil_w;
+            row_used_[rr % sh] = col_used_[cc % sw] = 1;
+            koff_[(c * s.KH + kh) * s.KW + kw] =
+                c * CB_ + ((rr % sh) * sw + cc % sw) * PB_ + (long)(rr / sh) * SR_ + cc / sw;
+          }
+      xq_floats_ = (size_t)s.C * CB_ + 2 * SR_ + NR_ + 64;
+      cols_ = OH_ * SR_;
+      oh_space_ = OH_;
+      ow_space_ = OW_;
+    }
     update_weights(w, bias);
   }
   void update_weights(const float* w, const float* bias) override {
-    wp_.assign(packed_per_group_ * s_.group, 0.f);
-    for (int g = 0; g < s_.group; ++g)
-      t_->pack_a(false, Mg_, Kg_, w + (size_t)g * Mg_ * Kg_, Kg_, wp_.data() + (size_t)g * packed_per_group_);
+    // Per group, per K block (offset k0 * Mpad): MR-row panels, panel r at r * MR * kc, [k][i].
+    const size_t per_group = (size_t)Mpad_ * Kg_;
+    wp_.assign(per_group * s_.group, 0.f);
+    for (int g = 0; g < s_.group; ++g) {
+      const float* wg = w + (size_t)g * Mg_ * Kg_;
+      float* out = wp_.data() + g * per_group;
+      for (int kb = 0; kb < nkb_; ++kb) {
+        const int k0 = kb * kcb_, kc = std::min(kcb_, Kg_ - k0);
+        float* blk = out + (size_t)k0 * Mpad_;
+        for (int r = 0; r < Mpad_; r += MR_)
+          for (int k = 0; k < kc; ++k)
+            for (int i = 0; i < MR_; ++i)
+              blk[(size_t)r * kc + k * MR_ + i] = r + i < Mg_ ? wg[(size_t)(r + i) * Kg_ + k0 + k] : 0.f;
+      }
+    }
     has_bias_ = bias != nullptr;
     b_.assign(s_.M, 0.f);
     if (bias) std::copy(bias, bias + s_.M, b_.begin());
   }
   void run(const float* x, float* y, int threads) override {
     threads = std::max(1, threads);
-    // Whole images per thread when there are enough of them (no synchronisation at all); otherwise
-    // one image at a time with the threads inside the GEMM.
-    const int outer = std::min(threads, s_.N), inner = outer == 1 ? threads : 1;
-    scratch_.reserve(outer, pointwise_ ? 1 : (size_t)Kg_ * P_);
-    for_items(s_.N, outer, [&](int tid, int n) { run_image(x, y, n, scratch_.at(tid), inner); });
+    const int groups = pointwise_ ? 1 : (s_.N + nb_ - 1) / nb_;
+    // Column chunks per image group: enough items for the threads, each at least a few panels.
+    const int panels = (cols_ + NR_ - 1) / NR_;
+    int cpg = 1;
+    if (groups < 3 * threads && threads > 1) cpg = std::max(1, std::min(panels / 2, (3 * threads + groups - 1) / groups));
+    const int per = (panels + cpg - 1) / cpg;
+    cpg = (panels + per - 1) / per;
+    const int items = groups * cpg;
+    const int nt = std::min(threads, items);
+    const size_t work = t_->cgemm_work_floats(kcb_, chunk_);
+    work_.reserve(nt, work);
+    if (!pointwise_) xq_.reserve(nt, xq_floats_);
+    const int per_ng = per;
+    for_items(items, nt, [&](int tid, int item) {
+      const int gi = item / cpg, ci = item % cpg;
+      const int n0 = gi * nb_;
+      const int nvalid = pointwise_ ? s_.N : std::min(nb_, s_.N - n0);
+      const float* src = x;
+      if (!pointwise_) {
+        float* xq = xq_.at(tid);
+        build_copy(x, n0, nvalid, xq);
+        src = xq;
+      }
+      CgemmItem it;
+      it.K = Kg_;
+      it.M = Mg_;
+      it.kcb = kcb_;
+      it.nkb = nkb_;
+      it.kc_max = kcb_;
+      it.chunk = chunk_;
+      it.koff = koff_.data();
+      it.img = pointwise_ ? (long)s_.C * s_.H * s_.W : 0;
+      it.SR = SR_;
+      it.Ws = Ws_;
+      it.OW = ow_space_;
+      it.OH = oh_space_;
+      it.nvalid = nvalid;
+      it.y_img = (long)s_.M * P_;
+      it.y_row = P_;
+      it.clamp = act_.clamp;
+      it.lo = act_.lo;
+      it.hi = act_.hi;
+      it.c0 = ci * per_ng * NR_;
+      it.c1 = std::min(cols_, (ci + 1) * per_ng * NR_);
+      it.work = work_.at(tid);
+      for (int g = 0; g < s_.group; ++g) {
+        it.wp = wp_.data() + (size_t)g * Mpad_ * Kg_;
+        it.src = pointwise_ ? src + (long)g * Cg_ * s_.H * s_.W : src + (long)g * Cg_ * CB_;
+        it.y = y + (long)n0 * s_.M * P_ + (long)g * Mg_ * P_;
+        it.bias = has_bias_ ? b_.data() + g * Mg_ : nullptr;
+        t_->cgemm_item(it);
+      }
+    });
   }
 
  private:
-  void run_image(const float* x, float* y, int n, float* cols, int threads) {
-    for (int g = 0; g < s_.group; ++g) {
-      const float* xg = x + ((long)n * s_.C + (long)g * Cg_) * s_.H * s_.W;
-      const float* B = xg;
-      if (!pointwise_) {
-        im2col(s_, xg, Cg_, cols);
-        B = cols;
+  // Images n0 .. n0+nvalid-1 into the padded, phase-split, side-by-side layout.
+  void build_copy(const float* x, int n0, int nvalid, float* xq) const {
+    const int sh = s_.stride_h, sw = s_.stride_w, HW = s_.H * s_.W;
+    for (int n = 0; n < nvalid; ++n)
+      for (int c = 0; c < s_.C; ++c) {
+        const float* xc = x + ((long)(n0 + n) * s_.C + c) * HW;
+        float* qc = xq + (long)c * CB_ + (long)n * Ws_;
+        int a = s_.pad_top % sh, rq = s_.pad_top / sh;  // no divisions in the loops
+        for (int ih = 0; ih < s_.H; ++ih, (++a == sh ? (a = 0, ++rq) : 0)) {
+          if (!row_used_[a]) continue;
+          float* row = qc + (long)a * sw * PB_ + (long)rq * SR_;
+          const float* src = xc + (long)ih * s_.W;
+          if (sw == 1) {
+            std::memcpy(row + s_.pad_left, src, sizeof(float) * s_.W);
+          } else {
+            // Column phase b holds padded columns b, b+sw, ...: input columns iw0, iw0+sw, ...
+            for (int b = 0; b < sw; ++b) {
+              if (!col_used_[b]) continue;
+              float* dst = row + (long)b * PB_ + col_d0_[b];
+              for (int iw = col_iw0_[b], d = 0; iw < s_.W; iw += sw, ++d) dst[d] = src[iw];
+            }
+          }
+        }
       }
-      float* yg = y + ((long)n * s_.M + (long)g * Mg_) * P_;
-      if (has_bias_)
-        for (int m = 0; m < Mg_; ++m) std::fill(yg + (long)m * P_, yg + (long)(m + 1) * P_, b_[g * Mg_ + m]);
-      t_->sgemm_packed_a(Mg_, P_, Kg_, wp_.data() + (size_t)g * packed_per_group_, false, B, P_, yg, P_, has_bias_,
-                         threads);
-    }
   }
 
   const KernelTable* t_;
   ConvShape s_;
-  int Cg_, Mg_, Kg_, P_;
+  Activation act_;
+  int Cg_, Mg_, Kg_, OH_, OW_, P_;
   bool pointwise_, has_bias_ = false;
-  size_t packed_per_group_;
+  int MR_, NR_, nkb_, kcb_, Mpad_, chunk_;
+  int nb_ = 1, Ws_ = 1, SR_ = 1, Hq_ = 1, cols_ = 0, oh_space_ = 1, ow_space_ = 1;
+  long PB_ = 0, CB_ = 0;
+  size_t xq_floats_ = 0;
+  std::vector<long> koff_;
+  std::vector<char> row_used_, col_used_;
+  std::vector<int> col_iw0_, col_d0_;  // stride phases some tap reads (a 1x1/2 conv reads one)
   std::vector<float> wp_, b_;
-  ThreadScratch scratch_;
+  ThreadScratch work_, xq_;
 };
 
 }  // namespace
 
 std::unique_ptr<PreparedConv> prepare_conv_variant(KernelVariant v, const ConvShape& s, const float* w,
-                                                   const float* bias) {
+                                                   const float* bias, const Activation& act) {
   validate_conv_shape(s);
-  if (v == KernelVariant::Scalar) return std::make_unique<ReferenceConv>(s, w, bias);
+  if (v == KernelVariant::Scalar) return std::make_unique<ReferenceConv>(s, w, bias, act);
   const KernelTable* t = kernel_table(v);
   if (t == nullptr) fail(ErrorCode::BadOption, std::string("the ") + variant_name(v) + " kernels cannot run on this CPU");
   // The direct kernel wins only with few outputs per input plane (depthwise): with many (a C = 1
   // stem with M = 16) the im2col GEMM reuses each loaded input across the whole register tile and
   // measured 4x faster.
-  if (s.C == s.group && s.M / s.group < 4) return std::make_unique<DirectConv>(t, s, w, bias);
-  return std::make_unique<GemmConv>(t, s, w, bias);
+  if (s.C == s.group && s.M / s.group < 4) return std::make_unique<DirectConv>(t, s, w, bias, act);
+  return std::make_unique<GemmConv>(t, s, w, bias, act);
 }
 
 void conv2d_variant(KernelVariant v, const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
@@ -245,8 +411,9 @@ void conv2d(Isa isa, const ConvShape& s, const float* x, const float* w, const f
   conv2d_variant(variant_of(isa), s, x, w, bias, y, threads);
 }
 
-std::unique_ptr<PreparedConv> prepare_conv(Isa isa, const ConvShape& s, const float* w, const float* bias) {
-  return prepare_conv_variant(variant_of(isa), s, w, bias);
+std::unique_ptr<PreparedConv> prepare_conv(Isa isa, const ConvShape& s, const float* w, const float* bias,
+                                           const Activation& act) {
+  return prepare_conv_variant(variant_of(isa), s, w, bias, act);
 }
 
 }  // namespace packptq

@@ -23,6 +23,21 @@ struct ConvShape {
   int OW() const { return (W + pad_left + pad_right - dil_w * (KW - 1) - 1) / stride_w + 1; }
 };
 
+// An activation fused into the output write (Relu = clamp to [0, +inf), ReLU6/Clip = [lo, hi]).
+// NaN becomes lo, as the standalone Relu op does.
+struct Activation {
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+  static Activation none() { return Activation(); }
+  static Activation range(float lo, float hi) {
+    Activation a;
+    a.clamp = true;
+    a.lo = lo;
+    a.hi = hi;
+    return a;
+  }
+};
+
 // One call, no preparation: the reference path and the one benchmarks use for "unprepared" numbers.
 void conv2d(Isa isa, const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int threads);
 
@@ -36,6 +51,7 @@ class PreparedConv {
   virtual void update_weights(const float* w, const float* bias) = 0;
 };
 
-std::unique_ptr<PreparedConv> prepare_conv(Isa isa, const ConvShape& s, const float* w, const float* bias);
+std::unique_ptr<PreparedConv> prepare_conv(Isa isa, const ConvShape& s, const float* w, const float* bias,
+                                           const Activation& act = Activation());
 
 }  // namespace packptq

@@ -121,6 +121,67 @@ void dw_plane(const DwGeom& g, const float* x, const float* w, const float* bias
   for (int o = 0; o < nout; ++o) dw_compute<W>(g, L, scratch, zeros, w + (size_t)o * g.KH * g.KW, bias[o], y + (size_t)o * g.OH * g.OW);
 }
 
+
+// ---- depthwise, second form: flattened phase planes ---------------------------------------------
+// For stride (sh, sw) the zero-padded plane is split into sh*sw phase planes of Hq x Wq (phase (a,b)
+// holds padded rows a, a+sh, ... and columns b, b+sw, ...). Output (oh, ow) numbered j = oh*Wq + ow
+// then reads, for tap (kh, kw), phase plane ((kh*dh) % sh, (kw*dw) % sw) at j + ((kh*dh)/sh)*Wq +
+// (kw*dw)/sw: one constant offset per tap over the whole plane, so the plane is a 1-D convolution
+// of OH*Wq outputs (columns ow >= OW are dropped when the rows are compacted into y). U vectors are
+// in flight per pass (independent FMA chains), bias and clamp are applied before the store. The
+// scratch is zeroed once by the caller: the padding positions are never written, only the data.
+template <int W>
+void dw2_plane(const DwGeom& g, const Dw2Plan& L, const float* x, const float* w, const float* bias, int nout, float* y,
+               float* scratch, bool clamp, float lo, float hi) {
+  using V = typename VecOf<W>::type;
+  const int sh = g.sh, sw = g.sw;
+  // Data into the phase planes (padding positions stay zero). No divisions here: the plan holds
+  // each column phase's first input column and destination.
+  int a = L.a0, rq = L.rq0;
+  for (int ih = 0; ih < g.H; ++ih) {
+    const float* src = x + (long)ih * g.W;
+    float* row = scratch + (long)a * sw * L.PB + (long)rq * L.Wq;
+    if (sw == 1) {
+      std::memcpy(row + g.pl, src, sizeof(float) * g.W);
+    } else {
+      for (int b = 0; b < sw; ++b) {
+        float* dst = row + (long)b * L.PB + L.d0[b];
+        for (int iw = L.iw0[b], d = 0; iw < g.W; iw += sw, ++d) dst[d] = src[iw];
+      }
+    }
+    if (++a == sh) a = 0, ++rq;
+  }
+  const int taps = g.KH * g.KW;
+  const long* toff = L.toff;
+  float* tmp = scratch + L.temp;
+  constexpr int U = 4;
+  for (int o = 0; o < nout; ++o) {
+    const float* wo = w + (size_t)o * taps;
+    for (long j0 = 0; j0 < L.span; j0 += U * W) {
+      V acc[U];
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) acc[u] = V{} + bias[o];
+      for (int t = 0; t < taps; ++t) {
+        const float wv = wo[t];
+        const float* p = scratch + toff[t] + j0;
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) acc[u] += wv * loadu<V>(p + u * W);
+      }
+#pragma GCC unroll 4
+      for (int u = 0; u < U; ++u) {
+        V v = acc[u];
+        if (clamp) {
+          const V lv = V{} + lo, hv = V{} + hi;
+          v = v > lv ? v : lv;
+          v = v < hv ? v : hv;
+        }
+        storeu<V>(tmp + j0 + u * W, v);
+      }
+    }
+    float* yo = y + (size_t)o * g.OH * g.OW;
+    for (int oh = 0; oh < g.OH; ++oh) std::memcpy(yo + (long)oh * g.OW, tmp + (long)oh * L.Wq, sizeof(float) * g.OW);
+  }
+}
 }  // namespace
 }  // namespace simd
 }  // namespace packptq

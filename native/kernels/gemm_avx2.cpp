@@ -1,6 +1,7 @@
 // AVX2+FMA instantiation of the SIMD kernels (built with -march=x86-64-v3): 8-lane vectors, the 6x16
 // GEMM tile, and this variant's function table. Reached only through kernel_table(), which checks
 // the CPU first.
+#include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
@@ -11,6 +12,7 @@ double peak_gflops_avx2(int threads, double seconds);  // peak_avx2.cpp
 
 namespace {
 using Cfg = simd::Avx2Gemm;
+using ConvCfg = simd::Avx2Conv;
 
 void sgemm_avx2(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
                 float* C, int ldc, bool accumulate, int threads) {
@@ -32,6 +34,11 @@ extern const KernelTable kAvx2Table = {
     simd::dw_plane<Cfg::W>,
     peak_gflops_avx2,
     Cfg::W,
+    ConvCfg::MR,
+    ConvCfg::NR,
+    simd::cgemm_work_floats<ConvCfg>,
+    simd::cgemm_item<ConvCfg>,
+    simd::dw2_plane<Cfg::W>,
 };
 
 }  // namespace packptq

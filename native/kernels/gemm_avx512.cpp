@@ -1,6 +1,7 @@
 // AVX-512 instantiation of the SIMD kernels (built with -march=x86-64-v4): 16-lane vectors, the 14x32
 // GEMM tile, and this variant's function table. Reached only through kernel_table(), which checks
 // the CPU first.
+#include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
@@ -11,6 +12,7 @@ double peak_gflops_avx512(int threads, double seconds);  // peak_avx512.cpp
 
 namespace {
 using Cfg = simd::Avx512Gemm;
+using ConvCfg = simd::Avx512Conv;
 
 void sgemm_avx512(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
                 float* C, int ldc, bool accumulate, int threads) {
@@ -32,6 +34,11 @@ extern const KernelTable kAvx512Table = {
     simd::dw_plane<Cfg::W>,
     peak_gflops_avx512,
     Cfg::W,
+    ConvCfg::MR,
+    ConvCfg::NR,
+    simd::cgemm_work_floats<ConvCfg>,
+    simd::cgemm_item<ConvCfg>,
+    simd::dw2_plane<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -6,6 +6,7 @@
 // 16-lane vectors passed by value between the (internal, inlined) helpers make GCC warn about
 // the AVX-512 calling convention; no such value crosses a real ABI boundary here.
 #pragma GCC diagnostic ignored "-Wpsabi"
+#include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
@@ -13,6 +14,7 @@
 namespace packptq {
 namespace {
 using Cfg = simd::Avx512Gemm;
+using ConvCfg = simd::Avx512Conv;
 
 void sgemm_logic(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
                  float* C, int ldc, bool accumulate, int threads) {
@@ -35,6 +37,11 @@ extern const KernelTable kAvx512LogicTable = {
     simd::dw_plane<Cfg::W>,
     nullptr,
     Cfg::W,
+    ConvCfg::MR,
+    ConvCfg::NR,
+    simd::cgemm_work_floats<ConvCfg>,
+    simd::cgemm_item<ConvCfg>,
+    simd::dw2_plane<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -29,6 +29,39 @@ inline KernelVariant variant_of(Isa isa) { return static_cast<KernelVariant>(sta
 // Geometry of one depthwise-style (one input channel per output channel) convolution plane.
 struct DwGeom {
   int H, W, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
+  int pb = 0, pr = 0;  // bottom / right pads (the flattened dw2 kernel sizes its planes with them)
+};
+
+// Precomputed layout of the flattened depthwise kernel (conv_impl.h dw2_plane): phase planes of
+// Hq x Wq, tap offsets, and per column phase the first input column and its destination. Built by
+// make_dw2_plan (conv.cpp) once per prepared conv; needs KH*KW <= 64 and stride_w <= 8.
+struct Dw2Plan {
+  int Hq, Wq;
+  long PB, span, temp, total;  // plane size, computed outputs (whole passes), temp offset, floats
+  int a0, rq0;                 // phase and row of input row 0
+  int iw0[8], d0[8];
+  long toff[64];
+};
+bool make_dw2_plan(const DwGeom& g, int lanes, Dw2Plan* plan);
+
+// One work item of the convolution GEMM (conv_gemm_impl.h): output columns [c0, c1) of a column
+// space j = oh*SR + n*Ws + ow (images side by side), all M rows of one group.
+struct CgemmItem {
+  int M, K;            // rows (output channels of the group), reduction length (Cg*KH*KW)
+  int kcb, nkb;        // K blocks: nkb blocks of kcb (the last one shorter)
+  int kc_max, chunk;   // sizing of the B chunk in `work` (chunk columns, a multiple of NR)
+  const float* wp;     // weights packed by cgemm_pack_w for this kcb
+  const float* src;    // B[k][j] = src[koff[k] + j]  (img == 0: padded copy, contiguous in j)
+  const long* koff;    //           src[koff[k] + n*img + p]  (img > 0: the input, j = n*Ws + p)
+  long img;
+  int SR, Ws, OW, OH, nvalid;  // column space; columns with ow >= OW or n >= nvalid are dropped
+  float* y;            // y[n*y_img + m*y_row + oh*OW + ow]
+  long y_img, y_row;
+  const float* bias;   // per row, or nullptr
+  bool clamp;          // clamp to [lo, hi] after the last K block (fused Relu / Clip)
+  float lo, hi;
+  int c0, c1;
+  float* work;         // cgemm_work_floats(kc_max, chunk) floats, per thread
 };
 
 struct KernelTable {
@@ -48,6 +81,13 @@ struct KernelTable {
   // FMA throughput probe: GFLOP/s over about `seconds`, `threads` copies running concurrently.
   double (*peak_gflops)(int threads, double seconds);
   int lanes;  // floats per vector register of this variant
+  // Convolution GEMM (conv_gemm_impl.h): its MR x NR tile, scratch size and one work item.
+  int cgemm_mr, cgemm_nr;
+  size_t (*cgemm_work_floats)(int kc_max, int chunk);
+  void (*cgemm_item)(const CgemmItem& item);
+  // Depthwise on flattened phase planes (conv_impl.h dw2_*): scratch must be zeroed once.
+  void (*dw2_plane)(const DwGeom& g, const Dw2Plan& plan, const float* x, const float* w, const float* bias, int nout,
+                    float* y, float* scratch, bool clamp, float lo, float hi);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.
@@ -61,7 +101,7 @@ double peak_gflops(KernelVariant v, int threads, double seconds);
 void conv2d_variant(KernelVariant v, const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                     int threads);
 std::unique_ptr<PreparedConv> prepare_conv_variant(KernelVariant v, const ConvShape& s, const float* w,
-                                                   const float* bias);
+                                                   const float* bias, const Activation& act = Activation());
 // Throws Error(BadOption) naming the first field that makes the shape impossible.
 void validate_conv_shape(const ConvShape& s);
 

@@ -405,12 +405,18 @@ class MatMulGrad : public GradOp<T> {
   std::vector<std::pair<int64_t, std::vector<int64_t>>> a_groups_, b_groups_;
 };
 
+// A fused activation epilogue (the inference lowering's peephole) has no gradient here: lower
+// reconstruction units with fuseActivations: false. Refusing it beats computing without it.
+inline void no_fused_activation(const GradInit& in) {
+  if (in.attrs.has("activation")) in.fail_unsupported("fused activations are not differentiable here; lower with fuseActivations: false");
+}
+
 template <typename T>
-std::unique_ptr<GradOp<T>> make_conv(const GradInit& in) { return std::make_unique<ConvGrad<T>>(in); }
+std::unique_ptr<GradOp<T>> make_conv(const GradInit& in) { no_fused_activation(in); return std::make_unique<ConvGrad<T>>(in); }
 template <typename T>
-std::unique_ptr<GradOp<T>> make_gemm(const GradInit& in) { return std::make_unique<GemmGrad<T>>(in); }
+std::unique_ptr<GradOp<T>> make_gemm(const GradInit& in) { no_fused_activation(in); return std::make_unique<GemmGrad<T>>(in); }
 template <typename T>
-std::unique_ptr<GradOp<T>> make_matmul(const GradInit& in) { return std::make_unique<MatMulGrad<T>>(in); }
+std::unique_ptr<GradOp<T>> make_matmul(const GradInit& in) { no_fused_activation(in); return std::make_unique<MatMulGrad<T>>(in); }
 
 }  // namespace
 

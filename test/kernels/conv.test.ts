@@ -215,3 +215,110 @@ describe('conv2d argument checking', () => {
     expect(() => p.updateWeights(new Float32Array(3), null)).toThrow(/w has 3 elements/);
   });
 });
+
+/**
+ * The fused epilogue (bias + Relu / Clip applied while the output tile is written, op.h's
+ * `activation` attribute) on the paths it changes: side-by-side image columns (3x3 on small planes,
+ * batch > 1), the input read directly as B across image boundaries (pointwise 7x7), stride-phase
+ * copies (3x3 / 1x1 stride 2), two K blocks (K = 288: the clamp only after the last one), grouped,
+ * and the flattened depthwise kernel. Each runs in a one-op native Program and is compared with the
+ * scalar reference followed by the clamp in JS, under the same bound (a clamp never widens a gap).
+ */
+import { NativeProgram } from '../../lib/engine/program';
+import { fuseActivations } from '../../lib/engine/fuse-activations';
+import type { ProgramDesc } from '../../lib/engine/lower';
+
+const FUSED_CASES: [string, Shape][] = [
+  ['3x3 pad 1 on 7x7 planes, batch 6 (images side by side)', { N: 6, C: 8, H: 7, W: 7, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['pointwise 7x7, batch 5 (panels across images)', { N: 5, C: 16, H: 7, W: 7, M: 20, KH: 1, KW: 1 }],
+  ['3x3 stride 2 pad 1', { N: 3, C: 6, H: 15, W: 14, M: 8, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['1x1 stride 2 shortcut', { N: 2, C: 8, H: 14, W: 14, M: 16, KH: 1, KW: 1, strideH: 2, strideW: 2 }],
+  ['two K blocks (C=32, 3x3)', { N: 2, C: 32, H: 9, W: 9, M: 16, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['grouped 3x3', { N: 2, C: 8, H: 6, W: 6, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 4 }],
+  ['depthwise 3x3 stride 2', { N: 3, C: 5, H: 14, W: 14, M: 5, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 5 }],
+  ['depthwise 3x3 on 28x28', { N: 2, C: 3, H: 28, W: 28, M: 3, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
+];
+
+const ACTS: [string, Record<string, number | string>, number, number][] = [
+  ['relu', { activation: 'relu' }, 0, Infinity],
+  ['clip(-0.25, 0.5)', { activation: 'clip', act_min: -0.25, act_max: 0.5 }, -0.25, 0.5],
+];
+
+function convProgram(s: Required<Shape>, w: Float32Array, bias: Float32Array, attrs: Record<string, number | string>, isa: string, threads: number) {
+  const [OH, OW] = outHW(s);
+  const desc: ProgramDesc = {
+    tensors: [
+      { shape: [s.N, s.C, s.H, s.W] },
+      { shape: [s.M, s.C / s.group, s.KH, s.KW], data: w },
+      { shape: [s.M], data: bias },
+      { shape: [s.N, s.M, OH, OW] },
+    ],
+    inputs: [0],
+    outputs: [3],
+    ops: [{
+      type: 'Conv', name: 'conv', inputs: [0, 1, 2], outputs: [3],
+      attrs: {
+        kernel: [s.KH, s.KW], strides: [s.strideH, s.strideW], pads: [s.padTop, s.padLeft, s.padBottom, s.padRight],
+        dilations: [s.dilH, s.dilW], group: s.group, ...attrs,
+      },
+    }],
+    isa, threads,
+  };
+  return new NativeProgram(desc, 'fused conv test');
+}
+
+describe('fused conv epilogue (bias + Relu / Clip) vs the scalar reference then the clamp', () => {
+  const isas = ['scalar', ...simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name)];
+  test.each(FUSED_CASES)('%s', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 31 + s.M);
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
+    const raw = conv('scalar', s, o.x, o.w, o.bias, 1);
+    const problems: string[] = [];
+    for (const [name, attrs, lo, hi] of ACTS) {
+      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
+      for (const isa of isas)
+        for (const threads of [1, 2]) {
+          const got = convProgram(s, o.w, o.bias, attrs, isa, threads).runSync([o.x])[0];
+          const bad = firstBad(got, ref, mag, o.bias, s);
+          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
+        }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  test('an unknown activation is refused', () => {
+    const s = full(FUSED_CASES[0][1]);
+    const o = operands(s, 1);
+    expect(() => convProgram(s, o.w, o.bias, { activation: 'swish' }, 'scalar', 1)).toThrow(/unknown fused activation "swish"/);
+  });
+});
+
+describe('fuseActivations (lowering peephole)', () => {
+  const base = (): ProgramDesc => ({
+    tensors: [{ shape: [1, 4] }, { shape: [4, 3], data: new Float32Array(12) }, { shape: [1, 3] }, { shape: [1, 3] }, { shape: [1, 3] }],
+    inputs: [0],
+    outputs: [4],
+    ops: [
+      { type: 'MatMul', name: 'mm', inputs: [0, 1], outputs: [2], attrs: {} },
+      { type: 'Clip', name: 'clip', inputs: [2], outputs: [3], attrs: { min: 0, max: 6 } },
+      { type: 'Relu', name: 'relu', inputs: [3], outputs: [4], attrs: {} },
+    ],
+  });
+
+  test('folds a Clip read only by itself into its producer, and not a second activation', () => {
+    const d = fuseActivations(base());
+    expect(d.ops.map((o) => o.type)).toEqual(['MatMul', 'Relu']);
+    expect(d.ops[0].attrs).toEqual({ activation: 'clip', act_min: 0, act_max: 6 });
+    expect(d.ops[0].outputs).toEqual([3]);
+  });
+
+  test('leaves the pair alone when the intermediate is also a program output or read twice', () => {
+    const d1 = base();
+    d1.outputs = [4, 2];
+    expect(fuseActivations(d1).ops.map((o) => o.type)).toEqual(['MatMul', 'Clip', 'Relu']);
+    const d2 = base();
+    d2.ops.push({ type: 'Relu', name: 'other', inputs: [2], outputs: [4], attrs: {} });
+    expect(fuseActivations(d2).ops.map((o) => o.type)).toEqual(['MatMul', 'Clip', 'Relu', 'Relu']);
+  });
+});

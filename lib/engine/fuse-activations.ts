@@ -1,0 +1,44 @@
+/**
+ * Lowering peephole: a Relu or Clip whose input is written by a Conv, Gemm or MatMul and read by
+ * nothing else is folded into that op as its fused activation (native/exec/op.h: string
+ * `activation` "relu" | "clip", floats `act_min` `act_max`), so the kernels clamp while they write
+ * the output instead of a second pass over it. The intermediate tensor disappears from the program.
+ *
+ * Not applied when the intermediate is a program output (calibration captures read it) or already
+ * carries an activation. Programs for the differentiable executor (reconstruction) must not be fused:
+ * their gradient ops do not know the attribute, so lower() takes `fuseActivations: false` there.
+ */
+import type { ProgramDesc } from './lower';
+
+const PRODUCERS = new Set(['Conv', 'Gemm', 'MatMul']);
+
+export function fuseActivations(desc: ProgramDesc): ProgramDesc {
+  const readers = new Map<number, number>();
+  for (const op of desc.ops) for (const id of op.inputs) if (id >= 0) readers.set(id, (readers.get(id) ?? 0) + 1);
+  const outputs = new Set(desc.outputs);
+  const writer = new Map<number, number>();
+  desc.ops.forEach((op, i) => op.outputs.forEach((id) => id >= 0 && writer.set(id, i)));
+
+  const drop = new Set<number>();
+  desc.ops.forEach((op, i) => {
+    if (op.type !== 'Relu' && op.type !== 'Clip') return;
+    if (op.inputs.length !== 1 || op.outputs.length !== 1) return;
+    const mid = op.inputs[0];
+    const w = writer.get(mid);
+    if (w === undefined || w >= i || drop.has(w)) return;
+    const producer = desc.ops[w];
+    if (!PRODUCERS.has(producer.type) || producer.outputs.length !== 1 || producer.attrs.activation !== undefined) return;
+    if (readers.get(mid) !== 1 || outputs.has(mid) || desc.tensors[mid].data) return;
+    if (op.type === 'Relu') {
+      producer.attrs = { ...producer.attrs, activation: 'relu' };
+    } else {
+      const lo = typeof op.attrs.min === 'number' ? op.attrs.min : -3.4028234663852886e38;
+      const hi = typeof op.attrs.max === 'number' ? op.attrs.max : 3.4028234663852886e38;
+      producer.attrs = { ...producer.attrs, activation: 'clip', act_min: lo, act_max: hi };
+    }
+    producer.outputs = [op.outputs[0]];
+    drop.add(i);
+  });
+  if (drop.size === 0) return desc;
+  return { ...desc, ops: desc.ops.filter((_, i) => !drop.has(i)) };
+}

@@ -1,0 +1,192 @@
+// Convolution as a GEMM whose B panels are packed straight from the input (no im2col matrix), with
+// the bias and the activation applied as the output tile is written. Written once over the vector
+// width, instantiated in the *_avx2.cpp / *_avx512.cpp files; the generic side (conv.cpp) owns all
+// memory, the threads and the geometry, and calls cgemm_item() once per work item.
+//
+// The column space. Output positions of a group of images are numbered j = oh*SR + n*Ws + ow: the
+// images sit side by side in one "super row" of width SR = nb*Ws per output row (conv.cpp builds a
+// zero-padded, stride-phase-split copy of the input in that layout). Then the B row of every tap k
+// is contiguous in j: B[k][j] = src[koff[k] + j], so a B panel is KC plain copies of NR floats and
+// several small images (7x7) fill the NR-wide panels of one GEMM instead of wasting a third of them.
+// Columns with ow >= OW (the gap between images) are computed and dropped. 1x1 stride-1 unpadded
+// convs read the input itself (no copy): there j = n*Ws + p with Ws = P, and a panel that crosses
+// an image boundary is packed in two runs (B[k][j] = src[koff[k] + n*img + p]).
+//
+// Per work item (a range of columns): for each KC block, pack the chunk's B panels (L2), then for
+// each NR panel (L1) run every MR-row panel of the pre-packed weights (micro-kernel of gemm_impl.h
+// semantics, MR x NR accumulators in registers) and write the tile through the epilogue: first K
+// block adds the bias, later ones accumulate into y, the last applies the clamp (Relu / Clip).
+#pragma once
+#include "kernels/gemm_impl.h"
+#include "kernels/variants.h"
+
+namespace packptq {
+namespace simd {
+namespace {
+
+// Conv tiles: M (output channels, 16..384 in the fixtures, always a multiple of 4) on broadcasts,
+// output positions on vector lanes. AVX2: 4 x 24 = 12 accumulators, 3 B loads + 4 broadcasts per
+// 12 FMAs; no padding rows for M = 16/32/64 (a 6-row tile wastes 11 % at M = 16).
+using Avx2Conv = GemmConfig<8, 4, 3, 256, 120, 3072>;
+using Avx512Conv = GemmConfig<16, 8, 2, 256, 112, 3072>;
+
+template <int W>
+inline typename VecOf<W>::type clamp_v(typename VecOf<W>::type v, float lo, float hi) {
+  using V = typename VecOf<W>::type;
+  const V lv = V{} + lo, hv = V{} + hi;
+  v = v > lv ? v : lv;  // NaN becomes lo, as the standalone Relu op does
+  v = v < hv ? v : hv;
+  return v;
+}
+inline float clamp_s(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
+// MR x NR tile = a-panel · b-panel over kc, then the epilogue, stored to rows c + i*ldc.
+// first: add bias (or nothing); else add what c holds. last && act: clamp.
+template <class Cfg>
+inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                              long ldc, bool first, const float* bias, bool clamp, float lo, float hi) {
+  constexpr int W = Cfg::W, MR = Cfg::MR, NV = Cfg::NV, NR = Cfg::NR;
+  using V = typename VecOf<W>::type;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = loadu<V>(b + j * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    const float bi = first && bias ? bias[i] : 0.f;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      float* cp = c + i * ldc + j * W;
+      V v = acc[i][j];
+      if (first) v += bi;
+      else v += loadu<V>(cp);
+      if (clamp) v = clamp_v<W>(v, lo, hi);
+      storeu<V>(cp, v);
+    }
+  }
+}
+
+template <class Cfg>
+size_t cgemm_work_floats(int kc_max, int chunk) {
+  return (size_t)kc_max * round_up(chunk, Cfg::NR) + (size_t)Cfg::MR * Cfg::NR + 64;
+}
+
+template <class Cfg>
+void cgemm_item(const CgemmItem& it) {
+  constexpr int MR = Cfg::MR, NR = Cfg::NR;
+  const int M = it.M, K = it.K, Mpad = round_up(M, MR);
+  float* Bp = it.work;
+  float* tile = it.work + (size_t)it.kc_max * round_up(it.chunk, NR);
+  // Output runs of one panel: columns [jj, jj+len) go to y + yoff + m*y_row (contiguous).
+  int run_jj[NR + 1], run_len[NR + 1];
+  long run_off[NR + 1];
+  for (int c0 = it.c0; c0 < it.c1; c0 += it.chunk) {
+    const int c1 = std::min(it.c1, c0 + it.chunk);
+    const int np = (c1 - c0 + NR - 1) / NR;
+    for (int kb = 0; kb < it.nkb; ++kb) {
+      const int k0 = kb * it.kcb, kc = std::min(it.kcb, K - k0);
+      const bool first = kb == 0, last = kb == it.nkb - 1;
+      // ---- pack the chunk's B panels for this K block ----
+      for (int q = 0; q < np; ++q) {
+        const int j0 = c0 + q * NR, nr = std::min(NR, c1 - j0);
+        float* out = Bp + (size_t)q * kc * NR;
+        if (it.img == 0) {  // contiguous columns (the padded copy has slack past its end)
+          const float* s = it.src + j0;
+          for (int k = 0; k < kc; ++k) std::memcpy(out + (size_t)k * NR, s + it.koff[k0 + k], sizeof(float) * NR);
+        } else {  // the input itself: split the panel where it crosses an image boundary
+          int jj = 0;
+          while (jj < nr) {
+            const int j = j0 + jj, n = j / it.Ws, p = j - n * it.Ws;
+            const int len = std::min(nr - jj, it.Ws - p);
+            const float* s = it.src + (long)n * it.img + p;
+            for (int k = 0; k < kc; ++k) std::memcpy(out + (size_t)k * NR + jj, s + it.koff[k0 + k], sizeof(float) * len);
+            jj += len;
+          }
+          if (nr < NR)
+            for (int k = 0; k < kc; ++k) std::memset(out + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));
+        }
+      }
+      // ---- multiply, panel by panel ----
+      const float* Ablk = it.wp + (size_t)k0 * Mpad;
+      for (int q = 0; q < np; ++q) {
+        const int j0 = c0 + q * NR, nr = std::min(NR, c1 - j0);
+        const float* bp = Bp + (size_t)q * kc * NR;
+        // Where the panel's columns go: maximal runs inside one output row of one image.
+        int nruns = 0;
+        {
+          int j = j0;
+          const int jend = j0 + nr;
+          int oh = j / it.SR, r = j - oh * it.SR, n = r / it.Ws, ow = r - n * it.Ws;
+          while (j < jend) {
+            const int len = std::min(jend - j, it.Ws - ow);
+            if (oh < it.OH && n < it.nvalid && ow < it.OW) {
+              run_jj[nruns] = j - j0;
+              run_len[nruns] = std::min(len, it.OW - ow);
+              run_off[nruns] = (long)n * it.y_img + (long)oh * it.OW + ow;
+              ++nruns;
+            }
+            j += len;
+            ow = 0;
+            if (++n * it.Ws >= it.SR) n = 0, ++oh;
+          }
+        }
+        if (nruns == 0) continue;
+        const bool direct = nruns == 1 && run_jj[0] == 0 && run_len[0] == NR;
+        for (int ir = 0; ir < M; ir += MR) {
+          const int mr = std::min(MR, M - ir);
+          const float* ap = Ablk + (size_t)ir * kc;
+          const float* bias = it.bias ? it.bias + ir : nullptr;
+          const bool clamp = last && it.clamp;
+          if (direct && mr == MR) {
+            conv_micro_kernel<Cfg>(kc, ap, bp, it.y + run_off[0] + (long)ir * it.y_row, it.y_row, first, bias, clamp,
+                                   it.lo, it.hi);
+            continue;
+          }
+          // Edge or scattered tile: compute into the buffer, then write the valid runs.
+          conv_micro_kernel<Cfg>(kc, ap, bp, tile, NR, true, nullptr, false, 0.f, 0.f);
+          for (int i = 0; i < mr; ++i) {
+            const float bi = first && bias ? bias[i] : 0.f;
+            const float* t = tile + i * NR;
+            for (int u = 0; u < nruns; ++u) {
+              float* dst = it.y + run_off[u] + (long)(ir + i) * it.y_row;
+              const float* src = t + run_jj[u];
+              const int len = run_len[u];
+              if (first) {
+                if (clamp)
+                  for (int e = 0; e < len; ++e) dst[e] = clamp_s(src[e] + bi, it.lo, it.hi);
+                else
+                  for (int e = 0; e < len; ++e) dst[e] = src[e] + bi;
+              } else {
+                if (clamp)
+                  for (int e = 0; e < len; ++e) dst[e] = clamp_s(src[e] + dst[e], it.lo, it.hi);
+                else
+                  for (int e = 0; e < len; ++e) dst[e] += src[e];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace simd
+}  // namespace packptq
