@@ -11,6 +11,7 @@ import * as path from 'path';
 import { runKernelBenchmarks } from './kernels';
 import { runQuantBenchmarks } from './quant';
 import { evalTable, runEvalBenchmarks } from './eval';
+import { runSimulatedBenchmarks, simulatedTable } from './simulated';
 
 function packageRoot(): string {
   let dir = __dirname;
@@ -73,6 +74,9 @@ async function main(): Promise<void> {
 
   await runKernelBenchmarks({ quick, outDir: dir });
   await runQuantBenchmarks({ quick, outDir: dir });
+  const sim = await runSimulatedBenchmarks({ quick });
+  writeAtomic(path.join(dir, 'simulated.json'), JSON.stringify({ date: new Date().toISOString(), rows: sim }, null, 2) + '\n');
+  writeAtomic(path.join(dir, 'simulated.md'), `# Fake quantization overhead and calibration speed\n\nFP canonical model vs the same model with W8A8 fake quantization, batch 32, same run; calibration = activation ranges (MSE on a histogram) over the calibration set.\n\n${simulatedTable(sim)}\n`);
 
   const ratios = ev.rows.filter((r) => r.ratio !== null).map((r) => r.ratio as number);
   const geo = ratios.length ? Math.exp(ratios.reduce((a, r) => a + Math.log(r), 0) / ratios.length) : NaN;
@@ -95,6 +99,9 @@ async function main(): Promise<void> {
     '',
     '## Quantizers',
     section(path.join(dir, 'quant.md')),
+    '',
+    '## Simulated quantization and calibration',
+    section(path.join(dir, 'simulated.md')),
     '',
   ].join('\n');
   writeAtomic(path.join(dir, 'README.md'), readme);
