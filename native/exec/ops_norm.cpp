@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/variants.h"
+
 namespace packptq {
 namespace {
 
@@ -17,7 +19,8 @@ using namespace opsx;
 
 class SoftmaxOp : public Op {
  public:
-  SoftmaxOp(int64_t outer, int64_t n, int64_t inner, bool log) : outer_(outer), n_(n), inner_(inner), log_(log) {}
+  SoftmaxOp(int64_t outer, int64_t n, int64_t inner, bool log, const KernelTable* t)
+      : outer_(outer), n_(n), inner_(inner), log_(log), t_(t) {}
 
   void run(const OpRun& r) override {
     const float* x = r.in[0];
@@ -26,6 +29,10 @@ class SoftmaxOp : public Op {
     if (total == 0) return;
     if (inner_ == 1) {
       parallel_for(outer_, threads_for(total, r.threads), [&](int64_t b, int64_t e) {
+        if (t_ && t_->softmax_rows) {  // the ISA's vector exp (kernels/conv_act_impl.h)
+          t_->softmax_rows(x + b * n_, y + b * n_, e - b, n_, log_);
+          return;
+        }
         for (int64_t o = b; o < e; ++o) row(x + o * n_, y + o * n_);
       });
       return;
@@ -88,6 +95,7 @@ class SoftmaxOp : public Op {
 
   int64_t outer_, n_, inner_;
   bool log_;
+  const KernelTable* t_;
 };
 
 std::unique_ptr<Op> make_softmax_impl(const OpInit& op, bool log) {
@@ -100,7 +108,7 @@ std::unique_ptr<Op> make_softmax_impl(const OpInit& op, bool log) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
-  return std::make_unique<SoftmaxOp>(outer, s[axis], inner, log);
+  return std::make_unique<SoftmaxOp>(outer, s[axis], inner, log, kernel_table(variant_of(op.isa)));
 }
 std::unique_ptr<Op> make_softmax(const OpInit& op) { return make_softmax_impl(op, false); }
 std::unique_ptr<Op> make_log_softmax(const OpInit& op) { return make_softmax_impl(op, true); }

@@ -91,6 +91,7 @@ bool make_dw2_plan(const DwGeom& g, int lanes, Dw2Plan* L) {
   for (int b = 0; b < sw; ++b) {
     L->iw0[b] = ((b - g.pl) % sw + sw) % sw;
     L->d0[b] = (g.pl + L->iw0[b]) / sw;
+    L->cnt[b] = L->iw0[b] < g.W ? (g.W - L->iw0[b] + sw - 1) / sw : 0;
   }
   return true;
 }
@@ -126,6 +127,44 @@ class ReferenceConv : public PreparedConv {
   std::vector<float> w_, b_;
   bool has_bias_ = false;
 };
+
+// dst[d] = src[d * stride] for d < n (one column phase of an input row). Stride 2 deinterleaves
+// with 4-lane shuffles (this file is built for the baseline ISA); loads never pass src[2n - 2].
+typedef float F4 __attribute__((vector_size(16)));
+typedef int I4 __attribute__((vector_size(16)));
+void strided_copy(float* __restrict dst, const float* __restrict src, int n, int stride) {
+  int d = 0;
+  if (stride == 1) {  // short rows (7..32 floats): inline moves beat a memcpy call
+    for (; d + 4 <= n; d += 4) {
+      F4 a;
+      std::memcpy(&a, src + d, sizeof(F4));
+      std::memcpy(dst + d, &a, sizeof(F4));
+      __asm__("" : "+r"(d));  // keeps GCC from turning the loop back into a memmove call
+    }
+    if (d < n && n >= 4) {  // the last 4, overlapping: a pure copy
+      F4 a;
+      std::memcpy(&a, src + n - 4, sizeof(F4));
+      std::memcpy(dst + n - 4, &a, sizeof(F4));
+      return;
+    }
+    for (; d < n; ++d) {
+      dst[d] = src[d];
+      __asm__("" : "+r"(d));
+    }
+    return;
+  }
+  if (stride == 2) {
+    const I4 even = {0, 2, 4, 6};
+    for (; d + 5 <= n; d += 4) {
+      F4 a, b;
+      std::memcpy(&a, src + 2 * d, sizeof(F4));
+      std::memcpy(&b, src + 2 * d + 4, sizeof(F4));
+      const F4 r = __builtin_shuffle(a, b, even);
+      std::memcpy(dst + d, &r, sizeof(F4));
+    }
+  }
+  for (; d < n; ++d) dst[d] = src[(long)d * stride];
+}
 
 // Per-thread scratch owned by a prepared conv, allocated on the calling thread before the items
 // run, so the items themselves never allocate. New memory is zero (the padded-copy buffers rely on
@@ -279,7 +318,7 @@ class GemmConv : public PreparedConv {
       }
     }
     has_bias_ = bias != nullptr;
-    b_.assign(s_.M, 0.f);
+    b_.assign(s_.M + MR_, 0.f);  // the last row panel of the last group reads MR biases
     if (bias) std::copy(bias, bias + s_.M, b_.begin());
   }
   void run(const float* x, float* y, int threads) override {
@@ -293,7 +332,7 @@ class GemmConv : public PreparedConv {
     cpg = (panels + per - 1) / per;
     const int items = groups * cpg;
     const int nt = std::min(threads, items);
-    const size_t work = t_->cgemm_work_floats(kcb_, chunk_);
+    const size_t work = t_->cgemm_work_floats(Mg_, nkb_, kcb_, chunk_);
     work_.reserve(nt, work);
     if (!pointwise_) xq_.reserve(nt, xq_floats_);
     const int per_ng = per;
@@ -353,13 +392,13 @@ class GemmConv : public PreparedConv {
           float* row = qc + (long)a * sw * PB_ + (long)rq * SR_;
           const float* src = xc + (long)ih * s_.W;
           if (sw == 1) {
-            std::memcpy(row + s_.pad_left, src, sizeof(float) * s_.W);
+            strided_copy(row + s_.pad_left, src, s_.W, 1);
           } else {
             // Column phase b holds padded columns b, b+sw, ...: input columns iw0, iw0+sw, ...
             for (int b = 0; b < sw; ++b) {
               if (!col_used_[b]) continue;
-              float* dst = row + (long)b * PB_ + col_d0_[b];
-              for (int iw = col_iw0_[b], d = 0; iw < s_.W; iw += sw, ++d) dst[d] = src[iw];
+              const int iw0 = col_iw0_[b];
+              strided_copy(row + (long)b * PB_ + col_d0_[b], src + iw0, iw0 < s_.W ? (s_.W - iw0 + sw - 1) / sw : 0, sw);
             }
           }
         }

@@ -31,6 +31,11 @@ using Avx2Conv = GemmConfig<8, 4, 3, 256, 120, 3072>;
 using Avx512Conv = GemmConfig<16, 8, 2, 256, 112, 3072>;
 
 template <int W>
+struct IVecOf {
+  typedef int type __attribute__((vector_size(W * 4)));
+};
+
+template <int W>
 inline typename VecOf<W>::type clamp_v(typename VecOf<W>::type v, float lo, float hi) {
   using V = typename VecOf<W>::type;
   const V lv = V{} + lo, hv = V{} + hi;
@@ -45,9 +50,11 @@ inline float clamp_s(float v, float lo, float hi) {
 
 // MR x NR tile = a-panel · b-panel over kc, then the epilogue, stored to rows c + i*ldc.
 // first: add bias (or nothing); else add what c holds. last && act: clamp.
-template <class Cfg>
+// IND: B is not packed; row p of the panel is b + ko[p] (the padded input copy itself).
+template <class Cfg, bool IND = false>
 inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                              long ldc, bool first, const float* bias, bool clamp, float lo, float hi) {
+                              long ldc, bool first, const float* bias, bool clamp, float lo, float hi,
+                              const long* __restrict ko = nullptr) {
   constexpr int W = Cfg::W, MR = Cfg::MR, NV = Cfg::NV, NR = Cfg::NR;
   using V = typename VecOf<W>::type;
   V acc[MR][NV];
@@ -58,7 +65,7 @@ inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __
   for (int p = 0; p < kc; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = loadu<V>(b + j * W);
+    for (int j = 0; j < NV; ++j) bv[j] = loadu<V>((IND ? b + ko[p] : b) + j * W);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const float ai = a[i];
@@ -66,7 +73,7 @@ inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
     a += MR;
-    b += NR;
+    if (!IND) b += NR;
   }
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
@@ -83,17 +90,58 @@ inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __
   }
 }
 
+// Copies len floats (a pure copy, so overlapping vector stores inside the run are harmless).
+template <int W>
+inline void copy_run(float* __restrict dst, const float* __restrict src, int len) {
+  using V = typename VecOf<W>::type;
+  if (len >= W) {
+    int e = 0;
+    for (; e + W <= len; e += W) {
+      storeu<V>(dst + e, loadu<V>(src + e));
+      __asm__("" : "+r"(e));  // keeps GCC from turning the loop into a memmove call
+    }
+    if (e < len) storeu<V>(dst + len - W, loadu<V>(src + len - W));
+    return;
+  }
+  if constexpr (W > 4) {
+    copy_run<W / 2>(dst, src, len);  // len < W: two overlapping half vectors, or narrower still
+  } else {
+    for (int e = 0; e < len; ++e) {
+      dst[e] = src[e];
+      __asm__("" : "+r"(e));
+    }
+  }
+}
+
+// One NR-float row of a B panel, in full vectors (memcpy of a constant 96 bytes became 16-byte moves).
 template <class Cfg>
-size_t cgemm_work_floats(int kc_max, int chunk) {
-  return (size_t)kc_max * round_up(chunk, Cfg::NR) + (size_t)Cfg::MR * Cfg::NR + 64;
+inline void copy_panel_row(float* __restrict dst, const float* __restrict src) {
+  using V = typename VecOf<Cfg::W>::type;
+#pragma GCC unroll 4
+  for (int j = 0; j < Cfg::NV; ++j) storeu<V>(dst + j * Cfg::W, loadu<V>(src + j * Cfg::W));
+}
+
+// Per-thread work: the B chunk (kc_max x chunk), then the C buffer of the chunk (Mpad x chunk, or
+// Mpad x NR with a single K block) that holds the tiles which cannot be written straight to y
+// (panels crossing an output row or image, or the last row panel when M is not a multiple of MR).
+template <class Cfg>
+size_t cgemm_work_floats(int M, int nkb, int kc_max, int chunk) {
+  // With one K block a tile is copied out right after it is computed: one panel's worth suffices.
+  const size_t cb_cols = nkb > 1 ? round_up(chunk, Cfg::NR) : Cfg::NR;
+  return (size_t)kc_max * round_up(chunk, Cfg::NR) + (size_t)round_up(M, Cfg::MR) * cb_cols + 64;
 }
 
 template <class Cfg>
 void cgemm_item(const CgemmItem& it) {
-  constexpr int MR = Cfg::MR, NR = Cfg::NR;
+  constexpr int W = Cfg::W, MR = Cfg::MR, NR = Cfg::NR;
   const int M = it.M, K = it.K, Mpad = round_up(M, MR);
+  const long ldcb = round_up(it.chunk, NR);
+  // With up to 64 output channels the packing costs more than reading the padded copy in place
+  // (AVX2, measured: 16->16 @28 64 -> 77 GFLOP/s, 32->32 @14 67 -> 75, 64->64 @7 65 -> 68; even at
+  // M = 128). The copy has NR floats of slack past its end, as the packing already relies on.
+  const bool nopack = it.img == 0 && Mpad <= 64;
   float* Bp = it.work;
-  float* tile = it.work + (size_t)it.kc_max * round_up(it.chunk, NR);
+  float* Cb = it.work + (size_t)it.kc_max * ldcb;
   // Output runs of one panel: columns [jj, jj+len) go to y + yoff + m*y_row (contiguous).
   int run_jj[NR + 1], run_len[NR + 1];
   long run_off[NR + 1];
@@ -104,19 +152,25 @@ void cgemm_item(const CgemmItem& it) {
       const int k0 = kb * it.kcb, kc = std::min(it.kcb, K - k0);
       const bool first = kb == 0, last = kb == it.nkb - 1;
       // ---- pack the chunk's B panels for this K block ----
-      for (int q = 0; q < np; ++q) {
+      // With few output channels the packing costs up to an eighth of the multiply: the micro-kernel
+      // then reads the padded copy directly (`nopack`).
+      for (int q = 0; q < np && !nopack; ++q) {
         const int j0 = c0 + q * NR, nr = std::min(NR, c1 - j0);
         float* out = Bp + (size_t)q * kc * NR;
         if (it.img == 0) {  // contiguous columns (the padded copy has slack past its end)
           const float* s = it.src + j0;
-          for (int k = 0; k < kc; ++k) std::memcpy(out + (size_t)k * NR, s + it.koff[k0 + k], sizeof(float) * NR);
+          const long* ko = it.koff + k0;
+          for (int k = 0; k < kc; ++k) copy_panel_row<Cfg>(out + (size_t)k * NR, s + ko[k]);
         } else {  // the input itself: split the panel where it crosses an image boundary
           int jj = 0;
           while (jj < nr) {
             const int j = j0 + jj, n = j / it.Ws, p = j - n * it.Ws;
             const int len = std::min(nr - jj, it.Ws - p);
             const float* s = it.src + (long)n * it.img + p;
-            for (int k = 0; k < kc; ++k) std::memcpy(out + (size_t)k * NR + jj, s + it.koff[k0 + k], sizeof(float) * len);
+            if (len == NR)
+              for (int k = 0; k < kc; ++k) copy_panel_row<Cfg>(out + (size_t)k * NR, s + it.koff[k0 + k]);
+            else
+              for (int k = 0; k < kc; ++k) copy_run<W>(out + (size_t)k * NR + jj, s + it.koff[k0 + k], len);
             jj += len;
           }
           if (nr < NR)
@@ -149,37 +203,26 @@ void cgemm_item(const CgemmItem& it) {
         }
         if (nruns == 0) continue;
         const bool direct = nruns == 1 && run_jj[0] == 0 && run_len[0] == NR;
+        const bool clamp = last && it.clamp;
         for (int ir = 0; ir < M; ir += MR) {
           const int mr = std::min(MR, M - ir);
           const float* ap = Ablk + (size_t)ir * kc;
-          const float* bias = it.bias ? it.bias + ir : nullptr;
-          const bool clamp = last && it.clamp;
-          if (direct && mr == MR) {
-            conv_micro_kernel<Cfg>(kc, ap, bp, it.y + run_off[0] + (long)ir * it.y_row, it.y_row, first, bias, clamp,
-                                   it.lo, it.hi);
-            continue;
-          }
-          // Edge or scattered tile: compute into the buffer, then write the valid runs.
-          conv_micro_kernel<Cfg>(kc, ap, bp, tile, NR, true, nullptr, false, 0.f, 0.f);
+          const float* bias = it.bias ? it.bias + ir : nullptr;  // padded to Mpad by the caller
+          float* cdst = direct && mr == MR ? it.y + run_off[0] + (long)ir * it.y_row : Cb + ((size_t)(it.nkb > 1 ? q : 0) * Mpad + ir) * NR;
+          const long cld = direct && mr == MR ? it.y_row : NR;
+          if (nopack)
+            conv_micro_kernel<Cfg, true>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
+          else
+            conv_micro_kernel<Cfg>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
+          // A scattered or partial tile went whole into the chunk's C buffer (panel-major, so one
+          // tile is contiguous), where it accumulates over the K blocks with the same epilogue;
+          // after the last K block its valid runs are copied out with vector moves.
+          if ((direct && mr == MR) || !last) continue;
+          const float* cb = cdst;
           for (int i = 0; i < mr; ++i) {
-            const float bi = first && bias ? bias[i] : 0.f;
-            const float* t = tile + i * NR;
-            for (int u = 0; u < nruns; ++u) {
-              float* dst = it.y + run_off[u] + (long)(ir + i) * it.y_row;
-              const float* src = t + run_jj[u];
-              const int len = run_len[u];
-              if (first) {
-                if (clamp)
-                  for (int e = 0; e < len; ++e) dst[e] = clamp_s(src[e] + bi, it.lo, it.hi);
-                else
-                  for (int e = 0; e < len; ++e) dst[e] = src[e] + bi;
-              } else {
-                if (clamp)
-                  for (int e = 0; e < len; ++e) dst[e] = clamp_s(src[e] + dst[e], it.lo, it.hi);
-                else
-                  for (int e = 0; e < len; ++e) dst[e] += src[e];
-              }
-            }
+            const float* t = cb + i * NR;
+            float* yrow = it.y + (long)(ir + i) * it.y_row;
+            for (int u = 0; u < nruns; ++u) copy_run<W>(yrow + run_off[u], t + run_jj[u], run_len[u]);
           }
         }
       }

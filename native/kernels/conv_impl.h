@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/conv_gemm_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
 
@@ -130,23 +131,60 @@ void dw_plane(const DwGeom& g, const float* x, const float* w, const float* bias
 // of OH*Wq outputs (columns ow >= OW are dropped when the rows are compacted into y). U vectors are
 // in flight per pass (independent FMA chains), bias and clamp are applied before the store. The
 // scratch is zeroed once by the caller: the padding positions are never written, only the data.
+// dst[d] = src[2d] for d < n: pairs of vectors deinterleaved by one shuffle, the rest by narrower
+// vectors, then scalars; loads stay within src[0 .. 2n-2].
+template <int W>
+inline int deinterleave2_part(float* __restrict dst, const float* __restrict src, int d, int n) {
+  using V = typename VecOf<W>::type;
+  using I = typename IVecOf<W>::type;
+  for (; d + W + 1 <= n; d += W) {
+    V r;
+    if constexpr (W == 4)
+      r = __builtin_shuffle(loadu<V>(src + 2 * d), loadu<V>(src + 2 * d + W), I{0, 2, 4, 6});
+    else if constexpr (W == 8)
+      r = __builtin_shuffle(loadu<V>(src + 2 * d), loadu<V>(src + 2 * d + W), I{0, 2, 4, 6, 8, 10, 12, 14});
+    else
+      r = __builtin_shuffle(loadu<V>(src + 2 * d), loadu<V>(src + 2 * d + W),
+                            I{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+    storeu<V>(dst + d, r);
+  }
+  return d;
+}
+template <int W>
+inline void deinterleave2(float* __restrict dst, const float* __restrict src, int n) {
+  int d = deinterleave2_part<W>(dst, src, 0, n);
+  if constexpr (W > 8) d = deinterleave2_part<8>(dst, src, d, n);
+  if constexpr (W > 4) d = deinterleave2_part<4>(dst, src, d, n);
+  for (; d < n; ++d) {
+    dst[d] = src[2 * d];
+    __asm__("" : "+r"(d));
+  }
+}
+
 template <int W>
 void dw2_plane(const DwGeom& g, const Dw2Plan& L, const float* x, const float* w, const float* bias, int nout, float* y,
                float* scratch, bool clamp, float lo, float hi) {
   using V = typename VecOf<W>::type;
   const int sh = g.sh, sw = g.sw;
   // Data into the phase planes (padding positions stay zero). No divisions here: the plan holds
-  // each column phase's first input column and destination.
+  // each column phase's first input column, its destination and count. Rows go in with vector
+  // moves (stride 2 deinterleaved by shuffles), not memcpy calls: the rows are 7..28 floats.
   int a = L.a0, rq = L.rq0;
   for (int ih = 0; ih < g.H; ++ih) {
     const float* src = x + (long)ih * g.W;
     float* row = scratch + (long)a * sw * L.PB + (long)rq * L.Wq;
     if (sw == 1) {
-      std::memcpy(row + g.pl, src, sizeof(float) * g.W);
+      copy_run<W>(row + g.pl, src, g.W);
     } else {
       for (int b = 0; b < sw; ++b) {
-        float* dst = row + (long)b * L.PB + L.d0[b];
-        for (int iw = L.iw0[b], d = 0; iw < g.W; iw += sw, ++d) dst[d] = src[iw];
+        float* __restrict dst = row + (long)b * L.PB + L.d0[b];
+        const int iw0 = L.iw0[b], cnt = L.cnt[b];
+        if (sw == 2) {
+          deinterleave2<W>(dst, src + iw0, cnt);
+        } else {
+          const float* __restrict s = src + iw0;
+          for (int d = 0; d < cnt; ++d) dst[d] = s[(long)d * sw];
+        }
       }
     }
     if (++a == sh) a = 0, ++rq;
@@ -179,7 +217,7 @@ void dw2_plane(const DwGeom& g, const Dw2Plan& L, const float* x, const float* w
       }
     }
     float* yo = y + (size_t)o * g.OH * g.OW;
-    for (int oh = 0; oh < g.OH; ++oh) std::memcpy(yo + (long)oh * g.OW, tmp + (long)oh * L.Wq, sizeof(float) * g.OW);
+    for (int oh = 0; oh < g.OH; ++oh) copy_run<W>(yo + (long)oh * g.OW, tmp + (long)oh * L.Wq, g.OW);
   }
 }
 }  // namespace

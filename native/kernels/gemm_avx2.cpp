@@ -1,6 +1,7 @@
 // AVX2+FMA instantiation of the SIMD kernels (built with -march=x86-64-v3): 8-lane vectors, the 6x16
 // GEMM tile, and this variant's function table. Reached only through kernel_table(), which checks
 // the CPU first.
+#include "kernels/conv_act_impl.h"
 #include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
 #include "kernels/gemm_impl.h"
@@ -39,6 +40,8 @@ extern const KernelTable kAvx2Table = {
     simd::cgemm_work_floats<ConvCfg>,
     simd::cgemm_item<ConvCfg>,
     simd::dw2_plane<Cfg::W>,
+    simd::gelu_erf<Cfg::W>,
+    simd::softmax_rows<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -6,6 +6,7 @@
 // 16-lane vectors passed by value between the (internal, inlined) helpers make GCC warn about
 // the AVX-512 calling convention; no such value crosses a real ABI boundary here.
 #pragma GCC diagnostic ignored "-Wpsabi"
+#include "kernels/conv_act_impl.h"
 #include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
 #include "kernels/gemm_impl.h"
@@ -42,6 +43,8 @@ extern const KernelTable kAvx512LogicTable = {
     simd::cgemm_work_floats<ConvCfg>,
     simd::cgemm_item<ConvCfg>,
     simd::dw2_plane<Cfg::W>,
+    simd::gelu_erf<Cfg::W>,
+    simd::softmax_rows<Cfg::W>,
 };
 
 }  // namespace packptq

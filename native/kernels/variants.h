@@ -39,7 +39,7 @@ struct Dw2Plan {
   int Hq, Wq;
   long PB, span, temp, total;  // plane size, computed outputs (whole passes), temp offset, floats
   int a0, rq0;                 // phase and row of input row 0
-  int iw0[8], d0[8];
+  int iw0[8], d0[8], cnt[8];  // per column phase: first input column, its destination, how many
   long toff[64];
 };
 bool make_dw2_plan(const DwGeom& g, int lanes, Dw2Plan* plan);
@@ -61,7 +61,7 @@ struct CgemmItem {
   bool clamp;          // clamp to [lo, hi] after the last K block (fused Relu / Clip)
   float lo, hi;
   int c0, c1;
-  float* work;         // cgemm_work_floats(kc_max, chunk) floats, per thread
+  float* work;         // cgemm_work_floats(M, nkb, kc_max, chunk) floats, per thread
 };
 
 struct KernelTable {
@@ -83,11 +83,15 @@ struct KernelTable {
   int lanes;  // floats per vector register of this variant
   // Convolution GEMM (conv_gemm_impl.h): its MR x NR tile, scratch size and one work item.
   int cgemm_mr, cgemm_nr;
-  size_t (*cgemm_work_floats)(int kc_max, int chunk);
+  size_t (*cgemm_work_floats)(int M, int nkb, int kc_max, int chunk);
   void (*cgemm_item)(const CgemmItem& item);
   // Depthwise on flattened phase planes (conv_impl.h dw2_*): scratch must be zeroed once.
   void (*dw2_plane)(const DwGeom& g, const Dw2Plan& plan, const float* x, const float* w, const float* bias, int nout,
                     float* y, float* scratch, bool clamp, float lo, float hi);
+  // Elementwise kernels of the executor (conv_act_impl.h): exact-erf Gelu, and Softmax / LogSoftmax
+  // over `rows` contiguous rows of n floats.
+  void (*gelu_erf)(const float* x, float* y, long n);
+  void (*softmax_rows)(const float* x, float* y, long rows, long n, bool log);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

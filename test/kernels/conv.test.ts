@@ -48,6 +48,17 @@ const CASES: [string, Shape][] = [
   ['1-D depthwise (H=1) stride 2', { N: 1, C: 4, H: 1, W: 33, M: 4, KH: 1, KW: 3, strideW: 2, padLeft: 1, padRight: 1, group: 4 }],
   ['1-D pointwise (PointNet layer)', { N: 2, C: 3, H: 1, W: 64, M: 16, KH: 1, KW: 1 }],
   ['batch 5 (threads over images)', { N: 5, C: 3, H: 8, W: 8, M: 4, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  // Paths of the conv GEMM: B read in place from the padded copy (M <= 64), B packed (M > 64), tiles
+  // crossing output rows / images written through the chunk buffer (K blocks accumulate there), a
+  // last row panel with fewer than MR rows, and 1x1 / stride-2 copies with vector deinterleaving.
+  ['3x3 M > 64 (packed B), M not a multiple of the tile, rows crossing panels', { N: 3, C: 5, H: 9, W: 11, M: 70, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['3x3 M > 64, K past one KC block, 7x7 images side by side', { N: 4, C: 32, H: 7, W: 7, M: 68, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['3x3 in-place B, K in three blocks, 7x7 images', { N: 5, C: 64, H: 7, W: 7, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['1x1 stride 2 over wide rows (deinterleaved copy)', { N: 3, C: 4, H: 6, W: 45, M: 8, KH: 1, KW: 1, strideH: 2, strideW: 2 }],
+  ['3x3 stride 2 pad 1 over wide odd rows', { N: 2, C: 3, H: 7, W: 53, M: 9, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['pointwise, images of 49 positions (panels cross images), M > 64', { N: 3, C: 6, H: 7, W: 7, M: 72, KH: 1, KW: 1 }],
+  ['depthwise stride 2 over wide rows (vector deinterleave)', { N: 2, C: 3, H: 6, W: 75, M: 3, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
+  ['depthwise stride 2, pad 0, even width', { N: 1, C: 2, H: 9, W: 40, M: 2, KH: 3, KW: 3, strideH: 2, strideW: 2, group: 2 }],
   ['kernel as large as the padded input', { N: 1, C: 2, H: 3, W: 4, M: 3, KH: 5, KW: 4, padTop: 1, padLeft: 0, padBottom: 1, padRight: 0 }],
 ];
 
@@ -221,7 +232,8 @@ describe('conv2d argument checking', () => {
  * `activation` attribute) on the paths it changes: side-by-side image columns (3x3 on small planes,
  * batch > 1), the input read directly as B across image boundaries (pointwise 7x7), stride-phase
  * copies (3x3 / 1x1 stride 2), two K blocks (K = 288: the clamp only after the last one), grouped,
- * and the flattened depthwise kernel. Each runs in a one-op native Program and is compared with the
+ * the flattened depthwise kernel, and B packed (M > 64) or read in place with partial tiles
+ * accumulating over K blocks in the chunk buffer. Each runs in a one-op native Program and is compared with the
  * scalar reference followed by the clamp in JS, under the same bound (a clamp never widens a gap).
  */
 import { NativeProgram } from '../../lib/engine/program';
@@ -237,6 +249,8 @@ const FUSED_CASES: [string, Shape][] = [
   ['grouped 3x3', { N: 2, C: 8, H: 6, W: 6, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 4 }],
   ['depthwise 3x3 stride 2', { N: 3, C: 5, H: 14, W: 14, M: 5, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 5 }],
   ['depthwise 3x3 on 28x28', { N: 2, C: 3, H: 28, W: 28, M: 3, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
+  ['M > 64 (packed B), two K blocks, 7x7 images, partial row panel', { N: 3, C: 32, H: 7, W: 7, M: 70, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['in-place B, three K blocks, tiles through the chunk buffer', { N: 3, C: 64, H: 7, W: 7, M: 8, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
 ];
 
 const ACTS: [string, Record<string, number | string>, number, number][] = [

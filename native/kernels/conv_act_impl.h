@@ -1,0 +1,136 @@
+// Vector elementwise kernels for the executor's activation and normalisation ops (Gelu, Softmax),
+// written once over the vector width like the conv kernels and reached through the KernelTable:
+// the ops files are built for the baseline ISA, where a polynomial erf or exp runs 4 lanes wide in
+// one long dependency chain. Here each loop step evaluates U independent vectors with FMAs.
+// Only the *_avx2.cpp / *_avx512.cpp objects include this header.
+#pragma once
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/conv_gemm_impl.h"  // VecOf, IVecOf, loadu/storeu
+
+namespace packptq {
+namespace simd {
+namespace {
+
+// e^x: the ops' exp_fast (ops_common.h) lane-wise: Cody-Waite reduction and the Cephes degree-6
+// polynomial, ~2 ulp on [-87.3, 88.3]; below that exactly 0, above it e^88.3.
+template <int W>
+inline typename VecOf<W>::type exp_v(typename VecOf<W>::type x) {
+  using V = typename VecOf<W>::type;
+  using I = typename IVecOf<W>::type;
+  V xc = x < -87.3f ? V{} - 87.3f : x;
+  xc = xc > 88.3f ? V{} + 88.3f : xc;
+  V fn = xc * 1.44269504088896341f + 12582912.f;
+  fn -= 12582912.f;
+  V r = xc - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  V p = V{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const V y = p * r * r + r + 1.f;
+  const I bits = (__builtin_convertvector(fn, I) + 127) << 23;
+  V scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return x < -87.3f ? V{} : y * scale;
+}
+
+// 0.5·x·(1 + erf(x/√2)) through erfc(|x|/√2) (Numerical Recipes' Chebyshev fit, relative error
+// < 1.2e-7): 2 − erfc for x >= 0, erfc for x < 0, so the negative side keeps relative accuracy.
+template <int W>
+inline typename VecOf<W>::type gelu_v(typename VecOf<W>::type x) {
+  using V = typename VecOf<W>::type;
+  const V z = (x < 0.f ? -x : x) * 0.70710678118654752f;
+  const V t = 1.f / (1.f + 0.5f * z);
+  V p = V{} + 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  const V erfc = t * exp_v<W>(p - z * z);
+  return 0.5f * x * (x >= 0.f ? 2.f - erfc : erfc);
+}
+
+// y[i] = f(x[i]) for i < n: U vectors per step, then single vectors, then a padded last vector.
+template <int W, class F>
+inline void map_v(const float* x, float* y, long n, F f) {
+  using V = typename VecOf<W>::type;
+  constexpr int U = 3;
+  long i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    V v[U];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) v[u] = loadu<V>(x + i + u * W);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) storeu<V>(y + i + u * W, f(v[u]));
+  }
+  for (; i + W <= n; i += W) storeu<V>(y + i, f(loadu<V>(x + i)));
+  if (i < n) {
+    alignas(64) float buf[W] = {};
+    std::memcpy(buf, x + i, sizeof(float) * (n - i));
+    storeu<V>(buf, f(loadu<V>(buf)));
+    std::memcpy(y + i, buf, sizeof(float) * (n - i));
+  }
+}
+
+template <int W>
+void gelu_erf(const float* x, float* y, long n) {
+  map_v<W>(x, y, n, [](typename VecOf<W>::type v) { return gelu_v<W>(v); });
+}
+
+// Softmax (or LogSoftmax) of `rows` contiguous rows of n floats. The sum of the exponentials is
+// accumulated per lane in float (each lane adds n/W terms), then the lanes in double.
+template <int W>
+void softmax_rows(const float* x, float* y, long rows, long n, bool log) {
+  using V = typename VecOf<W>::type;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (long row = 0; row < rows; ++row, x += n, y += n) {
+    if (n <= 0) continue;
+    V mv = V{} + ninf;
+    long i = 0;
+    for (; i + W <= n; i += W) {
+      const V v = loadu<V>(x + i);
+      mv = v > mv ? v : mv;  // NaN inputs are skipped, as std::max does in the scalar op
+    }
+    float m = ninf;
+    for (int l = 0; l < W; ++l) m = mv[l] > m ? mv[l] : m;
+    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    V sv = V{};
+    i = 0;
+    for (; i + W <= n; i += W) {
+      const V e = exp_v<W>(loadu<V>(x + i) - m);
+      storeu<V>(y + i, e);
+      sv += e;
+    }
+    double s = 0;
+    if (i < n) {
+      alignas(64) float buf[W];
+      for (int l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] - m : -1e30f;  // pads give exactly 0
+      const V e = exp_v<W>(loadu<V>(buf));
+      storeu<V>(buf, e);
+      std::memcpy(y + i, buf, sizeof(float) * (n - i));
+      sv += e;
+    }
+    for (int l = 0; l < W; ++l) s += sv[l];
+    if (log) {
+      const float ls = static_cast<float>(std::log(s));
+      for (long k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
+    } else {
+      const float inv = static_cast<float>(1.0 / s);
+      for (long k = 0; k < n; ++k) y[k] *= inv;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace simd
+}  // namespace packptq
