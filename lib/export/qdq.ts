@@ -152,7 +152,12 @@ function addWeight(g: Graph, names: NameSet, w: WeightQuant, order: Map<Node, No
 function addActivation(g: Graph, names: NameSet, a: ActQuant, order: Map<Node, Node[]>): void {
   const what = `activation quantizer of "${a.tensor}"`;
   const p = a.params;
-  const type = checkParams(p, what, true);
+  let type = checkParams(p, what, true);
+  // onnxruntime (1.30) cannot even load a model where a model's own Clip or Relu (MobileNetV2's
+  // ReLU6) feeds a 4-bit QuantizeLinear: its Clip/Relu+Q fusion reads only 8/16-bit zero points.
+  // Such activations are stored in 8 bits instead, clipped exactly to their 2–4-bit grid.
+  const producer = g.nodes.find((n) => n.outputs.includes(a.tensor));
+  if ((type === 'int4' || type === 'uint4') && producer && (producer.opType === 'Clip' || producer.opType === 'Relu')) type = type === 'int4' ? 'int8' : 'uint8';
   const produced = g.nodes.some((n) => n.outputs.includes(a.tensor)) || g.inputs.some((v) => v.name === a.tensor) || g.initializers.has(a.tensor);
   if (!produced) throw new BadOptionError(`${what}: no node, input or initializer provides "${a.tensor}"`);
   if (a.consumers.length === 0) throw new BadOptionError(`${what}: it has no consumers`);

@@ -75,3 +75,14 @@ test('bad options are refused before any work starts', async () => {
   await expect(quantize(model, { wBits: 4, aBits: 8, calib, init: 'guess' as 'mse', onProgress })).rejects.toThrow(/--init/);
   expect(progressed).toBe(false);
 });
+
+const mobilenet = require('../helpers/fixtures').fixtureModels().find((f: { name: string }) => f.name === 'mobilenetv2');
+(mobilenet ? test : test.skip)('mobilenetv2 W4A4 export (ReLU6 before 4-bit activations) loads in onnxruntime and agrees', async () => {
+  const m = Model.load(mobilenet.file);
+  const r = await quantize(m, { wBits: 4, aBits: 4, calib, calibSize: 256, threads: 2 });
+  const file = path.join(tmp, 'mnv2-w4a4.onnx');
+  writeQdqModel(file, m.graph, r.quantized, { wBits: 4, aBits: 4 });
+  const sim = packptqPredictions(Model.fromGraph(r.simulated, 'simulated'));
+  const theirs = await ortPredictions(file);
+  expect(sim.reduce((n, p, i) => n + (p === theirs[i] ? 1 : 0), 0) / sim.length).toBeGreaterThanOrEqual(0.995);
+});
