@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const calib = chooseSubset(loadDataset({ data: path.join(ROOT, 'test', 'fixtures', 'calib-1024-images-idx3-ubyte.gz'), mean: [0.286], std: [0.353] }), 1024, 0);
   const s = discoverBlocks(model.graph);
   const plan = planQuantization(model.graph, s, { wBits: 4, aBits: 4 });
-  const init = { weights: calibrateWeights(model.graph, plan, 'mse'), acts: await calibrateActivations(model, plan, calib, { init: 'mse', batch: 32, threads: 1 }) };
+  const init = { weights: await calibrateWeights(model.graph, plan, 'mse'), acts: await calibrateActivations(model, plan, calib, { init: 'mse', batch: 32, threads: 1 }) };
   const rows: { threads: number; unit: string; itersPerSecond: number; seconds: number }[] = [];
   for (const threads of [1, 2]) {
     const packs = [[0, 1], ...s.blocks.slice(2).map((_, k) => [k + 2])];

@@ -46,7 +46,7 @@ export async function runSimulatedBenchmarks(opts: { quick?: boolean } = {}): Pr
     const t0 = process.hrtime.bigint();
     const acts = await calibrateActivations(model, plan, sub, { init: 'mse', batch: 32, threads: 1 });
     const calibSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const sim = Model.fromGraph(simulatedGraph(model.graph, { weights: calibrateWeights(model.graph, plan, 'minmax'), acts }), name);
+    const sim = Model.fromGraph(simulatedGraph(model.graph, { weights: await calibrateWeights(model.graph, plan, 'minmax'), acts }), name);
     const x = calib.batch(0, 32);
     for (const threads of [1, 2]) {
       const pf = model.program(32, { threads }), ps = sim.program(32, { threads });

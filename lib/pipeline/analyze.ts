@@ -45,7 +45,7 @@ export async function analyze(model: Model, o: AnalyzeOptions): Promise<AnalyzeR
   const calib = chooseSubset(o.calib, o.calibSize ?? 1024, o.seed ?? 0);
   const init = o.init ?? 'mse';
   const quantized = {
-    weights: calibrateWeights(model.graph, plan, init, threads),
+    weights: await calibrateWeights(model.graph, plan, init, threads, o.signal),
     acts: await calibrateActivations(model, plan, calib, { init, batch, threads, signal: o.signal, onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }) }),
   };
   const scores = await blockScores(model, s, quantized, calib, { batch, threads, form: o.scoreForm, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ phase: 'score', done, total }) });

@@ -178,7 +178,7 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     tPhase = now;
   };
   const initialise = async (p: QuantPlan): Promise<QuantizedGraph> => ({
-    weights: calibrateWeights(model.graph, p, init, threads),
+    weights: await calibrateWeights(model.graph, p, init, threads, o.signal),
     acts: await calibrateActivations(model, p, calib, {
       init, percentile: o.percentile, batch, threads, signal: o.signal, actSamples: o.actCalibSize, actSearch: o.actSearch,
       onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }),

@@ -16,6 +16,7 @@ import { Model } from '../engine/model';
 import { native } from '../native';
 import { Subset, subsetBatch } from '../data/subset';
 import { QuantPlan } from './plan';
+import { yieldToEventLoop } from '../engine/yield';
 import { HistogramMse } from './histogram-mse';
 import { ActQuant, QuantParams, WeightQuant, grid } from './types';
 
@@ -54,32 +55,38 @@ export function checkInit(init: string): asserts init is InitMethod {
     throw new BadOptionError(`Expected one of ${INIT_METHODS.join(', ')} for --init but received "${init}"`);
 }
 
-/** Quantizes one weight tensor with fresh parameters (nearest rounding). */
-export function quantizeWeight(data: Float32Array, dims: number[], bits: number, axis: number | undefined, init: InitMethod, threads = 1): { params: QuantParams; codes: Int32Array } {
+/**
+ * Quantizes one weight tensor with fresh parameters (nearest rounding). The search and the codes
+ * run on a worker thread: a layer's 80-candidate search takes up to tens of milliseconds, a model's
+ * seconds, which would otherwise hold the event loop.
+ */
+export async function quantizeWeight(data: Float32Array, dims: number[], bits: number, axis: number | undefined, init: InitMethod, threads = 1): Promise<{ params: QuantParams; codes: Int32Array }> {
   const g = grid(bits, false);
   const layout = layoutOf(dims, axis);
   let scale: Float32Array, zero: Int32Array;
   if (init === 'mse') {
-    const r = q().mseSearch('default', data, layout, { bits, signed: false, symmetric: false, p: 2.4, candidates: 80, threads });
+    const r = await q().mseSearchAsync('default', data, layout, { bits, signed: false, symmetric: false, p: 2.4, candidates: 80, threads });
     scale = r.scale;
     zero = r.zero;
   } else {
+    // One pass over the weights: microseconds, not worth a thread hop.
     const mm = q().minMax(data, layout, { threads });
     const p = q().params(mm.min, mm.max, { bits, signed: false, symmetric: false });
     scale = p.scale;
     zero = p.zero;
   }
-  const codes: Int32Array = q().quantize('default', data, layout, scale, zero, g.qmin, g.qmax, { threads, type: 'int32' });
+  const codes: Int32Array = await q().quantizeAsync('default', data, layout, scale, zero, g.qmin, g.qmax, { threads, type: 'int32' });
   return { params: { ...g, scale, zeroPoint: Int32Array.from(zero), axis }, codes };
 }
 
-export function calibrateWeights(g: Graph, plan: QuantPlan, init: InitMethod, threads = 1): WeightQuant[] {
+export async function calibrateWeights(g: Graph, plan: QuantPlan, init: InitMethod, threads = 1, signal?: AbortSignal): Promise<WeightQuant[]> {
   const out: WeightQuant[] = [];
   for (const l of plan.layers) {
     if (!l.weight || l.wBits === undefined) continue;
+    if (signal?.aborted) throw new AbortError();
     const t = g.initializers.get(l.weight)!;
     const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-    const { params, codes } = quantizeWeight(data, t.dims, l.wBits, l.weightAxis, init, threads);
+    const { params, codes } = await quantizeWeight(data, t.dims, l.wBits, l.weightAxis, init, threads);
     out.push({ layer: l.layer, weight: l.weight, params, codes });
   }
   return out;
@@ -94,8 +101,8 @@ export async function calibrateActivations(model: Model, plan: QuantPlan, calib:
   const n = Math.min(calib.indices.length, opts.actSamples ?? calib.indices.length);
   const exact = opts.actSearch === 'exact';
   const passes = opts.init === 'mse' ? 2 : 1;
-  const streams: { observe(x: Float32Array): void; accumulate(x: Float32Array): void }[] = opts.init !== 'mse' ? []
-    : exact ? acts.map((a) => new (q().MseStream)('default', { bits: a.bits, signed: false, symmetric: false, p: 2.4, candidates: 80, threads: opts.threads }))
+  const streams: ActStream[] = opts.init !== 'mse' ? []
+    : exact ? acts.map((a) => exactStream(new (q().MseStream)('default', { bits: a.bits, signed: false, symmetric: false, p: 2.4, candidates: 80, threads: opts.threads })))
       : acts.map(() => new HistogramMse());
   const hists = opts.init === 'percentile' ? acts.map(() => new (q().Histogram)({ abs: false })) : [];
   const lo = new Float32Array(acts.length).fill(Infinity), hi = new Float32Array(acts.length).fill(-Infinity);
@@ -104,29 +111,37 @@ export async function calibrateActivations(model: Model, plan: QuantPlan, calib:
       if (opts.signal?.aborted) throw new AbortError();
       const count = Math.min(opts.batch, n - start);
       const outs = await program.run([subsetBatch(calib, start, count, opts.batch)]);
-      outs.forEach((full, k) => {
+      for (let k = 0; k < outs.length; k++) {
+        const full = outs[k];
         // Drop the zero padding of a short last batch: it is not calibration data.
         const x = count === opts.batch ? full : full.subarray(0, (full.length / opts.batch) * count);
         if (opts.init === 'mse') {
-          if (pass === 0) streams[k].observe(x);
-          else streams[k].accumulate(x);
-        } else if (opts.init === 'percentile') {
-          hists[k].add(x);
+          // On a worker thread, one activation after the other (each stream owns its sums).
+          if (pass === 0) await streams[k].observe(x);
+          else await streams[k].accumulate(x);
         } else {
-          const mm = q().minMax(x, { outer: 1, channels: 1, inner: x.length });
-          lo[k] = Math.min(lo[k], mm.min[0]);
-          hi[k] = Math.max(hi[k], mm.max[0]);
+          if (opts.init === 'percentile') {
+            hists[k].add(x);
+          } else {
+            const mm = q().minMax(x, { outer: 1, channels: 1, inner: x.length });
+            lo[k] = Math.min(lo[k], mm.min[0]);
+            hi[k] = Math.max(hi[k], mm.max[0]);
+          }
+          // A millisecond or so per activation, but a model has dozens of them per batch.
+          await yieldToEventLoop();
         }
-      });
+      }
       opts.onProgress?.({ phase: 'calibrate', done: pass * n + start + count, total: passes * n });
     }
   }
-  return acts.map((a, k) => {
+  const out: ActQuant[] = [];
+  for (let k = 0; k < acts.length; k++) {
+    if (opts.signal?.aborted) throw new AbortError();
+    const a = acts[k];
     const g = grid(a.bits, false);
     let scale: Float32Array, zero: Int32Array;
     if (opts.init === 'mse') {
-      const st = streams[k];
-      const r = st instanceof HistogramMse ? st.result(a.bits) : (st as unknown as { result(): { scale: Float32Array; zero: Int32Array } }).result();
+      const r = await streams[k].result(a.bits);
       scale = r.scale;
       zero = r.zero;
     } else {
@@ -138,6 +153,23 @@ export async function calibrateActivations(model: Model, plan: QuantPlan, calib:
       scale = p.scale;
       zero = p.zero;
     }
-    return { tensor: a.tensor, consumers: a.consumers, params: { ...g, scale: Float32Array.from(scale), zeroPoint: Int32Array.from(zero) } };
-  });
+    out.push({ tensor: a.tensor, consumers: a.consumers, params: { ...g, scale: Float32Array.from(scale), zeroPoint: Int32Array.from(zero) } });
+  }
+  return out;
+}
+
+/** One activation's two-pass MSE search, histogram or exact, with its arithmetic off the event loop. */
+interface ActStream {
+  observe(x: Float32Array): Promise<void>;
+  accumulate(x: Float32Array): Promise<void>;
+  result(bits: number): Promise<{ scale: Float32Array; zero: Int32Array }>;
+}
+
+/** The exact stream (native MseStream): its grid is fixed at construction, and result() is 80 numbers. */
+function exactStream(st: any): ActStream {
+  return {
+    observe: (x) => st.observeAsync(x),
+    accumulate: (x) => st.accumulateAsync(x),
+    result: async () => st.result(),
+  };
 }

@@ -226,6 +226,103 @@ MseChoice MseStream::result() const {
   return choose(make_candidates(lo_, hi_, o_), err_, lo_, hi_);
 }
 
+// ---- HistogramMse --------------------------------------------------------------------------------
+
+namespace {
+// JavaScript's Math.min / Math.max: NaN wins, and −0 < +0.
+inline double js_min(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<double>::quiet_NaN();
+  if (a == b) return std::signbit(a) ? a : b;
+  return a < b ? a : b;
+}
+inline double js_max(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<double>::quiet_NaN();
+  if (a == b) return std::signbit(a) ? b : a;
+  return a > b ? a : b;
+}
+// JavaScript's `t | 0` (ToInt32): truncation, NaN and ±inf to 0, wrapping modulo 2^32.
+inline int64_t js_to_int32(double t) {
+  if (t > -2147483649.0 && t < 2147483648.0) return (int64_t)t;
+  if (!std::isfinite(t)) return 0;
+  double w = std::fmod(std::trunc(t), 4294967296.0);
+  if (w < 0) w += 4294967296.0;
+  return w >= 2147483648.0 ? (int64_t)w - 4294967296LL : (int64_t)w;
+}
+// lib/quant/types.ts roundHalfEven, in the same steps.
+inline double round_half_even_js(double v) {
+  const double f = std::floor(v), d = v - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return std::fmod(f, 2.0) == 0 ? f : f + 1;
+}
+// lib/quant/types.ts fakeQuantValue: s·(clamp(rhe(fround(x / s)) + z, qmin, qmax) − z) in double.
+inline double fake_quant_js(double x, double s, double z, double qmin, double qmax) {
+  const double q = js_min(qmax, js_max(qmin, round_half_even_js((float)(x / s)) + z));
+  return s * (q - z);
+}
+}  // namespace
+
+void HistogramMse::observe(const float* x, int64_t n) {
+  if (frozen_) fail(ErrorCode::BadOption, "HistogramMse: observe() after accumulate(): the range is already fixed");
+  if (n < 0 || (n > 0 && x == nullptr)) fail(ErrorCode::BadOption, "observe: bad batch");
+  float mn, mx;
+  QuantLayout L;
+  L.inner = n;
+  min_max_variant(variant_of(default_isa()), x, n, L, &mn, &mx, 1);
+  lo_ = js_min(lo_, mn);
+  hi_ = js_max(hi_, mx);
+}
+
+void HistogramMse::accumulate(const float* x, int64_t n) {
+  if (n < 0 || (n > 0 && x == nullptr)) fail(ErrorCode::BadOption, "accumulate: bad batch");
+  frozen_ = true;
+  const double lo = lo_, span = hi_ - lo_;
+  const double scale = span > 0 ? kBins / span : 0;
+  const int64_t last = kBins - 1;
+  double* counts = counts_.data();
+  double* sums = sums_.data();
+  int64_t zeros = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    if (v == 0) {
+      ++zeros;
+      continue;
+    }
+    if (std::isnan(v)) continue;  // NaN carries no range information
+    int64_t b = js_to_int32(((double)v - lo) * scale);
+    if (b > last) b = last;
+    else if (b < 0) b = 0;
+    counts[b] += 1;
+    sums[b] += v;
+  }
+  zeros_ += (double)zeros;
+}
+
+HistogramMse::Choice HistogramMse::result(int bits, double p, int candidates) const {
+  if (bits < 2 || bits > 8) fail(ErrorCode::BadOption, "Expected an integer in [2, 8] for bits but received " + std::to_string(bits));
+  if (!(p > 0 && p <= 8)) fail(ErrorCode::BadOption, "Expected a number in (0, 8] for p but received " + std::to_string(p));
+  if (candidates < 1 || candidates > 100)
+    fail(ErrorCode::BadOption, "Expected an integer in [1, 100] for candidates but received " + std::to_string(candidates));
+  const int qmin = 0, qmax = (1 << bits) - 1;
+  Choice best{0.f, 0, 1.0, std::numeric_limits<double>::infinity(), -1};
+  for (int i = 0; i < candidates; ++i) {
+    const double r = 1 - 0.01 * i;
+    const QuantParams prm = params_from_range((float)(lo_ * r), (float)(hi_ * r), qmin, qmax, false);
+    const double s = prm.scale, z = (double)(int32_t)prm.zero;
+    double err = 0;
+    for (int b = 0; b < kBins; ++b) {
+      const double c = counts_[b];
+      if (!c) continue;
+      const double mean = (float)(sums_[b] / c);
+      err += c * std::pow(std::fabs(mean - fake_quant_js(mean, s, z, qmin, qmax)), p);
+    }
+    // Exact zeros cost |0 − x̂(0)|^p, which is 0 unless the zero point was clamped.
+    err += zeros_ * std::pow(std::fabs(fake_quant_js(0, s, z, qmin, qmax)), p);
+    if (err < best.error) best = {prm.scale, (int32_t)prm.zero, r, err, i};
+  }
+  return best;
+}
+
 // ---- QuantHistogram ------------------------------------------------------------------------------
 
 namespace {

@@ -23,6 +23,14 @@
 //       result() -> {scale, zero, ratio, error, minMaxError, index, min, max, errors: Float64Array, qmin, qmax},
 //       range() -> {min, max}, observed, accumulated
 //   new Histogram({abs?: false}): add(x), percentile(q) -> {value, lower, upper}, count, nans, min, max
+//   new HistogramMse(): observe(x), accumulate(x), result(bits, {p? = 2.4, candidates? = 80})
+//       -> {scale: Float32Array(1), zero: Int32Array(1), ratio, error, index}, range() -> {min, max}
+//
+//   Asynchronous twins, run on a libuv worker thread so the event loop stays free (calibration of
+//   a whole model is seconds of arithmetic): mseSearchAsync, quantizeAsync (same arguments,
+//   Promise of the same result), MseStream and HistogramMse observeAsync / accumulateAsync /
+//   resultAsync (HistogramMse only). The data is copied before the call returns, so the caller may
+//   reuse its arrays at once; an object refuses a second call while an asynchronous one runs.
 //   percentile(x, q, {abs?}) -> {value, lower, upper}
 //   grid(bits, signed) -> {qmin, qmax};  variants() -> [{name, supported, testOnly, lanes}];  MIN_SCALE
 //   timeFakeQuant(isa, x, layout, scale, zero, qmin, qmax, threads, reps) -> seconds (native loop)
@@ -31,6 +39,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,6 +68,68 @@ Napi::Value guarded(Napi::Env env, Fn&& fn) {
   } catch (const std::exception& e) {
     throw js_error(env, "NATIVE", e.what());
   }
+}
+
+// Runs `work` on a libuv worker thread and settles a Promise: resolved with `done(env)` back on the
+// main thread, rejected with a coded Error (as `guarded` makes) when `work` throws. `keep` (the
+// object whose native state `work` touches) stays alive until then.
+class TaskWorker : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done,
+             std::function<void()> finally, Napi::Object keep)
+      : Napi::AsyncWorker(env), work_(std::move(work)), done_(std::move(done)), finally_(std::move(finally)),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    if (!keep.IsEmpty()) keep_ = Napi::Persistent(keep);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      work_();
+    } catch (const Error& e) {
+      code_ = e.code_name();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    if (finally_) finally_();
+    try {
+      deferred_.Resolve(done_(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const Error& e) {
+      deferred_.Reject(js_error(Env(), e.code_name(), e.what()).Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    if (finally_) finally_();
+    deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
+  }
+
+ private:
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  std::function<void()> finally_;
+  Napi::ObjectReference keep_;
+  std::string code_ = "NATIVE";
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Promise queue_task(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done,
+                         std::function<void()> finally = nullptr, Napi::Object keep = Napi::Object()) {
+  auto* w = new TaskWorker(env, std::move(work), std::move(done), std::move(finally), keep);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// A Float32Array's contents, copied for a worker thread (the caller may change its array meanwhile).
+std::shared_ptr<std::vector<float>> copy_f32(const Napi::Float32Array& a) {
+  return std::make_shared<std::vector<float>>(a.Data(), a.Data() + a.ElementLength());
 }
 
 std::string describe(const Napi::Value& v) {
@@ -281,6 +352,46 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   });
 }
 
+// quantize() on a worker thread (calibrateWeights: every layer's codes).
+Napi::Value QuantizeAsync(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const QuantCall c = quant_call(info);
+    const Napi::Value opts = arg(info, 7);
+    const int threads = threads_field(opts);
+    const Napi::Value tv = field(opts, "type");
+    const std::string type = tv.IsUndefined() ? "int32" : tv.IsString() ? tv.As<Napi::String>().Utf8Value() : "";
+    if (type != "int32" && type != "int8" && type != "uint8") expected("\"int32\", \"int8\" or \"uint8\"", "type", tv);
+    const QuantOut kind = type == "int32" ? QuantOut::CodesI32 : type == "int8" ? QuantOut::CodesI8 : QuantOut::CodesU8;
+    const size_t width = type == "int32" ? 4 : 1;
+    auto x = copy_f32(c.x);
+    auto out = std::make_shared<std::vector<uint8_t>>(x->size() * width);
+    auto args = std::make_shared<QuantCall>(c);
+    args->x = Napi::Float32Array();  // no JS handle on the worker thread
+    return queue_task(
+        info.Env(),
+        [x, out, args, kind, threads] {
+          quantize_variant(args->v, kind, x->data(), (int64_t)x->size(), args->L, args->scale.data(), args->zero.data(),
+                           args->qmin, args->qmax, out->data(), nullptr, threads);
+        },
+        [x, out, type](Napi::Env env) -> Napi::Value {
+          const size_t n = x->size();
+          if (type == "int32") {
+            Napi::Int32Array q = Napi::Int32Array::New(env, n);
+            std::memcpy(q.Data(), out->data(), n * 4);
+            return q;
+          }
+          if (type == "int8") {
+            Napi::Int8Array q = Napi::Int8Array::New(env, n);
+            std::memcpy(q.Data(), out->data(), n);
+            return q;
+          }
+          Napi::Uint8Array q = Napi::Uint8Array::New(env, n);
+          std::memcpy(q.Data(), out->data(), n);
+          return q;
+        });
+  });
+}
+
 Napi::Value TimeFakeQuant(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const QuantCall c = quant_call(info);
@@ -374,12 +485,36 @@ Napi::Value MseSearch(const Napi::CallbackInfo& info) {
   });
 }
 
+// mseSearch() on a worker thread: a layer's 80-candidate search is up to tens of milliseconds.
+Napi::Value MseSearchAsync(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const KernelVariant v = variant_val(arg(info, 0));
+    Napi::Float32Array xa = f32(arg(info, 1), "x");
+    const QuantLayout L = layout_val(arg(info, 2), (int64_t)xa.ElementLength());
+    const Napi::Value opts = arg(info, 3);
+    const MseOptions o = mse_options(opts);
+    const int threads = threads_field(opts);
+    auto x = copy_f32(xa);
+    auto r = std::make_shared<std::vector<MseChoice>>();
+    return queue_task(
+        info.Env(), [v, x, L, o, threads, r] { *r = mse_search_variant(v, x->data(), (int64_t)x->size(), L, o, threads); },
+        [r, o](Napi::Env env) -> Napi::Value { return choices_to_js(env, *r, o); });
+  });
+}
+
+// Refuses a call while an asynchronous one on the same object runs (they would share its state).
+void check_idle(bool busy, const char* what) {
+  if (busy) fail(ErrorCode::BadOption, std::string(what) + ": an asynchronous call on this object is still running; await it first");
+}
+
 class MseStreamWrap : public Napi::ObjectWrap<MseStreamWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "MseStream",
                        {InstanceMethod("observe", &MseStreamWrap::Observe),
                         InstanceMethod("accumulate", &MseStreamWrap::Accumulate),
+                        InstanceMethod("observeAsync", &MseStreamWrap::ObserveAsync),
+                        InstanceMethod("accumulateAsync", &MseStreamWrap::AccumulateAsync),
                         InstanceMethod("result", &MseStreamWrap::Result), InstanceMethod("range", &MseStreamWrap::Range),
                         InstanceAccessor("observed", &MseStreamWrap::Observed, nullptr),
                         InstanceAccessor("accumulated", &MseStreamWrap::Accumulated, nullptr)});
@@ -397,6 +532,7 @@ class MseStreamWrap : public Napi::ObjectWrap<MseStreamWrap> {
  private:
   Napi::Value Observe(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "MseStream");
       Napi::Float32Array x = f32(arg(info, 0), "batch");
       stream_->observe(x.Data(), (int64_t)x.ElementLength());
       return info.Env().Undefined();
@@ -404,13 +540,32 @@ class MseStreamWrap : public Napi::ObjectWrap<MseStreamWrap> {
   }
   Napi::Value Accumulate(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "MseStream");
       Napi::Float32Array x = f32(arg(info, 0), "batch");
       stream_->accumulate(x.Data(), (int64_t)x.ElementLength());
       return info.Env().Undefined();
     });
   }
+  Napi::Value ObserveAsync(const Napi::CallbackInfo& info) { return Later(info, false); }
+  Napi::Value AccumulateAsync(const Napi::CallbackInfo& info) { return Later(info, true); }
+  Napi::Value Later(const Napi::CallbackInfo& info, bool accumulate) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "MseStream");
+      auto x = copy_f32(f32(arg(info, 0), "batch"));
+      MseStream* st = stream_.get();
+      busy_ = true;
+      return queue_task(
+          info.Env(),
+          [st, x, accumulate] {
+            if (accumulate) st->accumulate(x->data(), (int64_t)x->size());
+            else st->observe(x->data(), (int64_t)x->size());
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [this] { busy_ = false; }, Value());
+    });
+  }
   Napi::Value Result(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "MseStream");
       Napi::Object o = choices_to_js(info.Env(), {stream_->result()}, opts_);
       const auto& e = stream_->errors();
       Napi::Float64Array all = Napi::Float64Array::New(info.Env(), e.size());
@@ -432,6 +587,111 @@ class MseStreamWrap : public Napi::ObjectWrap<MseStreamWrap> {
 
   MseOptions opts_;
   std::unique_ptr<MseStream> stream_;
+  bool busy_ = false;
+};
+
+Napi::Object hist_choice_to_js(Napi::Env env, const HistogramMse::Choice& c) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Float32Array s = Napi::Float32Array::New(env, 1);
+  Napi::Int32Array z = Napi::Int32Array::New(env, 1);
+  s.Data()[0] = c.scale;
+  z.Data()[0] = c.zero;
+  o.Set("scale", s);
+  o.Set("zero", z);
+  o.Set("ratio", c.ratio);
+  o.Set("error", c.error);
+  o.Set("index", c.index);
+  return o;
+}
+
+class HistogramMseWrap : public Napi::ObjectWrap<HistogramMseWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "HistogramMse",
+                       {InstanceMethod("observe", &HistogramMseWrap::Observe),
+                        InstanceMethod("accumulate", &HistogramMseWrap::Accumulate),
+                        InstanceMethod("result", &HistogramMseWrap::Result),
+                        InstanceMethod("observeAsync", &HistogramMseWrap::ObserveAsync),
+                        InstanceMethod("accumulateAsync", &HistogramMseWrap::AccumulateAsync),
+                        InstanceMethod("resultAsync", &HistogramMseWrap::ResultAsync),
+                        InstanceMethod("range", &HistogramMseWrap::Range)});
+  }
+  explicit HistogramMseWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HistogramMseWrap>(info), hist_(new HistogramMse()) {}
+
+ private:
+  struct ResultArgs {
+    int bits;
+    double p;
+    int candidates;
+  };
+  static ResultArgs result_args(const Napi::CallbackInfo& info) {
+    ResultArgs a{(int)int_val(arg(info, 0), "bits", 2, 8), 2.4, 80};
+    const Napi::Value opts = arg(info, 1);
+    const Napi::Value p = field(opts, "p");
+    if (!p.IsUndefined()) {
+      if (!p.IsNumber()) expected("a number in (0, 8]", "p", p);
+      a.p = p.As<Napi::Number>().DoubleValue();
+    }
+    const Napi::Value c = field(opts, "candidates");
+    if (!c.IsUndefined()) a.candidates = (int)int_val(c, "candidates", 1, 100);
+    return a;
+  }
+  Napi::Value Observe(const Napi::CallbackInfo& info) { return Now(info, false); }
+  Napi::Value Accumulate(const Napi::CallbackInfo& info) { return Now(info, true); }
+  Napi::Value Now(const Napi::CallbackInfo& info, bool accumulate) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "HistogramMse");
+      Napi::Float32Array x = f32(arg(info, 0), "batch");
+      if (accumulate) hist_->accumulate(x.Data(), (int64_t)x.ElementLength());
+      else hist_->observe(x.Data(), (int64_t)x.ElementLength());
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value ObserveAsync(const Napi::CallbackInfo& info) { return Later(info, false); }
+  Napi::Value AccumulateAsync(const Napi::CallbackInfo& info) { return Later(info, true); }
+  Napi::Value Later(const Napi::CallbackInfo& info, bool accumulate) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "HistogramMse");
+      auto x = copy_f32(f32(arg(info, 0), "batch"));
+      HistogramMse* h = hist_.get();
+      busy_ = true;
+      return queue_task(
+          info.Env(),
+          [h, x, accumulate] {
+            if (accumulate) h->accumulate(x->data(), (int64_t)x->size());
+            else h->observe(x->data(), (int64_t)x->size());
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, [this] { busy_ = false; }, Value());
+    });
+  }
+  Napi::Value Result(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "HistogramMse");
+      const ResultArgs a = result_args(info);
+      return hist_choice_to_js(info.Env(), hist_->result(a.bits, a.p, a.candidates));
+    });
+  }
+  Napi::Value ResultAsync(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      check_idle(busy_, "HistogramMse");
+      const ResultArgs a = result_args(info);
+      HistogramMse* h = hist_.get();
+      auto out = std::make_shared<HistogramMse::Choice>();
+      busy_ = true;
+      return queue_task(
+          info.Env(), [h, a, out] { *out = h->result(a.bits, a.p, a.candidates); },
+          [out](Napi::Env env) -> Napi::Value { return hist_choice_to_js(env, *out); }, [this] { busy_ = false; }, Value());
+    });
+  }
+  Napi::Value Range(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("min", hist_->lo());
+    o.Set("max", hist_->hi());
+    return o;
+  }
+
+  std::unique_ptr<HistogramMse> hist_;
+  bool busy_ = false;
 };
 
 Napi::Object estimate_to_js(Napi::Env env, const QuantHistogram::Estimate& e) {
@@ -531,15 +791,18 @@ void register_quant_bindings(Napi::Env env, Napi::Object exports) {
   q.Set("fakeQuant", Napi::Function::New(env, FakeQuant, "fakeQuant"));
   q.Set("fakeQuantMask", Napi::Function::New(env, FakeQuantMask, "fakeQuantMask"));
   q.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
+  q.Set("quantizeAsync", Napi::Function::New(env, QuantizeAsync, "quantizeAsync"));
   q.Set("timeFakeQuant", Napi::Function::New(env, TimeFakeQuant, "timeFakeQuant"));
   q.Set("minMax", Napi::Function::New(env, MinMax, "minMax"));
   q.Set("params", Napi::Function::New(env, Params, "params"));
   q.Set("mseSearch", Napi::Function::New(env, MseSearch, "mseSearch"));
+  q.Set("mseSearchAsync", Napi::Function::New(env, MseSearchAsync, "mseSearchAsync"));
   q.Set("percentile", Napi::Function::New(env, Percentile, "percentile"));
   q.Set("grid", Napi::Function::New(env, Grid, "grid"));
   q.Set("variants", Napi::Function::New(env, Variants, "variants"));
   q.Set("MseStream", MseStreamWrap::Init(env));
   q.Set("Histogram", HistogramWrap::Init(env));
+  q.Set("HistogramMse", HistogramMseWrap::Init(env));
   q.Set("MIN_SCALE", Napi::Number::New(env, kMinScale));
   exports.Set("quant", q);
 }

@@ -43,7 +43,7 @@ test('S_b is the curvature of L along Δz (finite differences), L_b and E[gᵀΔ
   const s = discoverBlocks(g);
   expect(s.blocks).toHaveLength(1);
   const plan = planQuantization(g, s, { wBits: 8, aBits: 8, firstLast: 'target' });
-  const q = { weights: calibrateWeights(g, plan, 'minmax'), acts: [] };
+  const q = { weights: await calibrateWeights(g, plan, 'minmax'), acts: [] };
   const x = randomTensor([1, D], r);
   const ds = makeDataset({ source: 'tiny', data: x.data as Float32Array, sampleShape: [D] });
   const [score] = await blockScores(model, s, q, chooseSubset(ds, 1, 0), { batch: 1, threads: 1 });
