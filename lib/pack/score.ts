@@ -22,6 +22,8 @@
 import { AbortError } from '../errors';
 import { Subset, subsetBatch } from '../data/subset';
 import { Model } from '../engine/model';
+import { NativeProgram } from '../engine/program';
+import { yieldToEventLoop } from '../engine/yield';
 import { lower } from '../engine/lower';
 import { Structure } from '../graph/blocks';
 import { Graph, Node } from '../graph/ir';
@@ -96,12 +98,20 @@ export async function blockScores(model: Model, s: Structure, init: QuantizedGra
   const logitsName = g.outputs[0].name;
   const blocks = s.blocks;
   const fp = model.captureProgram(B, [...blocks.map((b) => b.output), logitsName], { threads: o.threads });
-  const sims = blocks.map((b) => Model.fromGraph(simulatedGraph(g, blockOnly(init, b.layers)), model.file).captureProgram(B, [b.output, logitsName], { threads: o.threads }));
   const shapes = fp.info.outputShapes;
-  const tapes = blocks.map((b, k) => {
+  // Per block a compiled b-quantized network and a tape of the rest: each build is tens of
+  // milliseconds of synchronous work (a tape allocates its values and gradients), so the event
+  // loop gets a turn between them, and an abort is seen.
+  const sims: NativeProgram[] = [];
+  const tapes: any[] = [];
+  for (const [k, b] of blocks.entries()) {
+    await yieldToEventLoop();
+    if (o.signal?.aborted) throw new AbortError();
+    sims.push(Model.fromGraph(simulatedGraph(g, blockOnly(init, b.layers)), model.file).captureProgram(B, [b.output, logitsName], { threads: o.threads }));
+    await yieldToEventLoop();
     const spec = specialize(restGraph(g, b.output), { inputShapes: { [b.output]: shapes[k] } });
-    return new (native().GradProgram)(lower(spec, { fuseActivations: false }), { dtype: 'float32', trainable: [], threads: o.threads, inputGrads: true });
-  });
+    tapes.push(new (native().GradProgram)(lower(spec, { fuseActivations: false }), { dtype: 'float32', trainable: [], threads: o.threads, inputGrads: true }));
+  }
   const classes = shapes[shapes.length - 1].slice(1).reduce((a, b) => a * b, 1);
   const acc = blocks.map(() => ({ loss: 0, gDz: 0, dz2: 0, absDz: 0 }));
   const n = calib.indices.length;

@@ -15,6 +15,7 @@ import { AbortError } from '../errors';
 import { Subset, subsetBatch } from '../data/subset';
 import { Model } from '../engine/model';
 import { lower } from '../engine/lower';
+import { yieldToEventLoop } from '../engine/yield';
 import { Structure } from '../graph/blocks';
 import { Graph, Node, Tensor } from '../graph/ir';
 import { specialize } from '../graph/specialize';
@@ -171,6 +172,7 @@ function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Arr
 async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, signal?: AbortSignal): Promise<Float32Array[]> {
   const m = Model.fromGraph(graph, model.file);
   const program = m.captureProgram(batch, values, { threads });
+  await yieldToEventLoop();
   const n = calib.indices.length;
   const sizes = program.info.outputShapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
   const out = sizes.map((s) => new Float32Array(s * n));
@@ -195,6 +197,10 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
 
   for (let ui = 0; ui < units.length; ui++) {
     const unit = units[ui];
+    // Building a unit's graphs and programs is JavaScript and synchronous native set-up; the
+    // awaits below give the event loop a turn between the pieces (and let an abort in).
+    await yieldToEventLoop();
+    if (o.signal?.aborted) throw new AbortError();
     const ug = unitGraph(model, unit, weights, acts.filter((a) => !finalActs.has(a)), o.seed + ui);
     if (ui < (o.startUnit ?? 0) || !ug.trainable.length) {
       for (const w of ug.weights) finalWeights.set(w.layer, weights.get(w.layer)!);
@@ -203,12 +209,15 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     }
     // Inputs and target: FP values, and the input as the model quantized so far computes it.
     const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...unit.inputs], calib, o.batch, o.threads, o.signal);
+    await yieldToEventLoop();
     const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, o.signal);
     const shapes = sampleShapes(g, model, unit.inputs);
     const spec = specialize(ug.graph, { inputShapes: Object.fromEntries(unit.inputs.map((n, k) => [n, [o.batch, ...shapes[k]]])) });
     // The differentiable executor runs activations as their own ops: no fused epilogues.
     const desc = lower(spec, { fuseActivations: false });
     const ids = ug.trainable.map((name) => desc.tensors.findIndex((t) => t.name === name));
+    await yieldToEventLoop();
+    if (o.signal?.aborted) throw new AbortError();
     const job = new (native().ReconJob)({ ...desc, isa: undefined }, { trainable: ids, kinds: ug.kinds });
     const abort = () => job.cancel();
     o.signal?.addEventListener('abort', abort);
@@ -226,6 +235,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
       o.signal?.removeEventListener('abort', abort);
     }
     if (res.cancelled || o.signal?.aborted) throw new AbortError();
+    await yieldToEventLoop();
     let pk = 0;
     for (const w of ug.weights) {
       const t = g.initializers.get(w.weight)!;
