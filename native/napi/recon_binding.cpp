@@ -55,6 +55,10 @@ std::vector<std::vector<float>> float_list(const Napi::Value& v, const std::stri
 }
 
 struct Shared {
+  // The tape is built by the first run, on its worker thread: building one allocates and zeroes
+  // every value and gradient of the unit at the batch size (hundreds of milliseconds for a pack),
+  // which must not hold the event loop (issue 7). Until then the checked spec waits here.
+  std::unique_ptr<train::TapeSpec> spec;
   std::unique_ptr<train::Tape<float>> tape;
   std::vector<recon::ParamKind> kinds;
   std::atomic<bool> cancel{false};
@@ -73,6 +77,11 @@ class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> 
   void Execute(const ExecutionProgress& progress) override {
     std::lock_guard<std::mutex> lock(s_->running);
     try {
+      if (!s_->tape) {
+        if (!s_->spec) fail(ErrorCode::Native, "ReconJob: building its tape failed in an earlier run");
+        std::unique_ptr<train::TapeSpec> spec = std::move(s_->spec);
+        s_->tape = std::make_unique<train::Tape<float>>(std::move(*spec));
+      }
       res_ = recon::reconstruct(*s_->tape, s_->kinds, data_, cfg_, s_->cancel,
                                 [&](const recon::ReconProgress& p) { progress.Send(&p, 1); });
     } catch (const Error& e) {
@@ -165,7 +174,7 @@ class ReconJobWrap : public Napi::ObjectWrap<ReconJobWrap> {
         s_->kinds.push_back(kind == "round" ? recon::ParamKind::Rounding : recon::ParamKind::ActStep);
       }
       spec.input_grads = false;
-      s_->tape = std::make_unique<train::Tape<float>>(std::move(spec));
+      s_->spec = std::make_unique<train::TapeSpec>(std::move(spec));
       return 0;
     });
   }
