@@ -94,6 +94,7 @@ export function writeHtmlReport(file: string, report: RunReport): void {
   }
 }
 
+const signed = (x: number) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(2)}`;
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(100 * x).toFixed(2)}%`);
 const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
@@ -103,11 +104,11 @@ const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1d2330;background:#fff;margin:0;padding:24px 32px;max-width:1180px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dce4;padding-bottom:4px}h3{font-size:14px;margin:14px 0 6px}
 .meta{color:#5a6272;font-size:12px;word-break:break-all}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px;margin:12px 0}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px;margin:12px 0}
 .card{border:1px solid #d8dce4;border-radius:6px;padding:8px 12px}.card .k{color:#5a6272;font-size:12px}.card .v{font-size:18px;font-weight:600}.card .s{color:#5a6272;font-size:12px}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0}th,td{border-bottom:1px solid #e6e9ef;padding:3px 10px 3px 0;text-align:left;vertical-align:top}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .note{background:#f4f6fa;border-left:3px solid #9aa3b5;padding:6px 10px;margin:8px 0;color:#3b4252}
-.multiples{display:flex;flex-wrap:wrap;gap:8px}
+.multiples{display:flex;flex-wrap:wrap;gap:8px 24px}.curves figure{width:340px}
 figure{margin:6px 0}figcaption{font-size:12px;color:#5a6272;max-width:1100px}
 svg.chart{display:block;max-width:100%;height:auto;background:#fff}
 svg .grid{stroke:#eceff4}svg .axis{stroke:#5a6272}svg .tick,svg .bar-label,svg .legend,svg .value,svg .na{font-size:10.5px;fill:#3b4252}
@@ -166,7 +167,7 @@ function summarySection(r: RunReport, opt: Record<string, unknown>): string {
     card('effective-bits', 'effective average bits', `W ${esc(r.size.avgWeightBits.toFixed(2))} · A ${esc(num(r.size.avgActBits)?.toFixed(2) ?? 'n/a')}`,
       'weights: averaged over parameters; activations: over quantizers'),
     card('accuracy', 'top-1 accuracy, FP → quantized', `${pct(fp)} → ${pct(q)}`,
-      fp !== null && q !== null ? `${(100 * (q - fp)).toFixed(2)} points${samples !== null ? `, ${samples} samples` : ''}` : 'no evaluation set given (--eval)'),
+      fp !== null && q !== null ? `${signed(100 * (q - fp))} points${samples !== null ? `, ${samples} samples` : ''}` : 'no evaluation set given (--eval)'),
     card('size', 'weights, FP32 → quantized', fpBytes !== null && qBytes !== null ? `${bytes(fpBytes)} → ${bytes(qBytes)}` : 'n/a',
       fpBytes && qBytes ? `${(fpBytes / qBytes).toFixed(2)}× smaller (${fpBytes.toLocaleString('en-US')} → ${qBytes.toLocaleString('en-US')} bytes)` : ''),
     card('time', 'total time', esc(secs(num(r.seconds))), phases),
@@ -204,8 +205,8 @@ function scoresSection(r: RunReport): string {
   });
   return `${head}
 <p>S<sub>b</sub> is the curvature of the loss with respect to block b's output when only b is quantized (${esc(p.form)} form); Ω<sub>b</sub> = S<sub>b</sub>·E|Δz| its sensitivity, which mixed precision uses. A pack starts at every block whose score is below all scores before it: ${esc(p.packs.length)} pack${p.packs.length === 1 ? '' : 's'}, ${p.packs.map((pk) => `[${pk.join(',')}]`).join(' ')}.</p>
-<figure>${chart('scores', 'S_b', 'score')}<figcaption>Block score S<sub>b</sub>.</figcaption></figure>
-<figure>${chart('omega', 'Ω_b', 'omega')}<figcaption>Block sensitivity Ω<sub>b</sub>.</figcaption></figure>
+<div class="multiples"><figure>${chart('scores', 'score S', 'score')}<figcaption>Block score S<sub>b</sub>.</figcaption></figure>
+<figure>${chart('omega', 'sensitivity Ω', 'omega')}<figcaption>Block sensitivity Ω<sub>b</sub>.</figcaption></figure></div>
 <table data-table="scores"><thead><tr><th class="n">#</th><th>block</th><th class="n">L<sub>b</sub> (KL)</th><th class="n">S<sub>b</sub></th><th class="n">Ω<sub>b</sub></th><th>pack</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
@@ -254,22 +255,23 @@ function unitsSection(r: RunReport): string {
   }
   const charts = r.units.map((u, k) => {
     const rec = u.curve.map((c) => ({ x: c.iter, y: num(c.recLoss) }));
-    const reg = u.curve.map((c) => ({ x: c.iter, y: num(c.regLoss) }));
     const ys = rec.map((p) => p.y ?? NaN).filter(Number.isFinite);
-    const hasReg = reg.some((p) => p.y !== null && p.y > 0);
+    // The regulariser is not drawn: it is often 10-100× the reconstruction loss and would flatten
+    // its curve; its last value is in the table.
     const svg = lineChart({
-      chart: 'loss', attrs: { 'data-unit-index': k }, title: `unit ${k}: ${u.name}`, xLabel: 'iteration', yLabel: 'loss',
-      series: [{ name: 'reconstruction', points: rec, colour: 0 }, ...(hasReg ? [{ name: 'rounding reg.', points: reg, colour: 1, dashed: true }] : [])],
-      log: wantsLog(ys) || (hasReg && ys.every((y) => y > 0)),
+      chart: 'loss', attrs: { 'data-unit-index': k }, title: `unit ${k}: ${u.name}`, xLabel: 'iteration', yLabel: 'reconstruction loss',
+      series: [{ name: 'reconstruction loss', points: rec, colour: 0 }], xDomain: [0, Math.max(1, num(u.iters) ?? 1)], log: wantsLog(ys),
     });
     return `<figure data-unit="${esc(u.name)}">${svg}<figcaption>${k}. ${esc(u.kind)} ${esc(u.name)}: ${esc(u.layers.length)} layer${u.layers.length === 1 ? '' : 's'}, ${esc(u.iters)} iterations</figcaption></figure>`;
   });
-  const rows = r.units.map((u, k) => `<tr><td class="n">${k}</td><td>${esc(u.kind)}</td><td>${esc(u.name)}</td><td class="n">${esc(u.layers.length)}</td><td class="n">${esc(u.iters)}</td><td class="n">${esc(secs(num(u.seconds)))}</td><td class="n">${esc(fmtOrNa(u.lossStart))}</td><td class="n">${esc(fmtOrNa(u.lossEnd))}</td></tr>`);
+  const rows = r.units.map((u, k) => `<tr><td class="n">${k}</td><td>${esc(u.kind)}</td><td>${esc(u.name)}</td><td class="n">${esc(u.layers.length)}</td><td class="n">${esc(u.iters)}</td><td class="n">${esc(secs(num(u.seconds)))}</td><td class="n">${esc(fmtOrNa(u.lossStart))}</td><td class="n">${esc(fmtOrNa(u.lossEnd))}</td><td class="n">${esc(fmtOrNa(u.curve[u.curve.length - 1]?.regLoss))}</td></tr>`);
   return `${head}
-<p>${r.units.length} unit${r.units.length === 1 ? '' : 's'} reconstructed in network order. Each chart shows the reconstruction loss ‖f(x̃) − y<sub>fp</sub>‖² (mean over each report interval) and, dashed, the AdaRound rounding regulariser (zero during its warm-up, so not drawn there on a log axis).</p>
-<div class="multiples">${charts.join('')}</div>
-<table data-table="units"><thead><tr><th class="n">#</th><th>kind</th><th>unit</th><th class="n">layers</th><th class="n">iterations</th><th class="n">time</th><th class="n">loss start</th><th class="n">loss end</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+<p>${r.units.length} unit${r.units.length === 1 ? '' : 's'} reconstructed in network order. Each chart shows the reconstruction loss ‖f(x̃) − y<sub>fp</sub>‖² (the mean over each progress report, so a short unit may have a single point); the AdaRound rounding regulariser's last value is in the table.</p>
+<div class="multiples curves">${charts.join('')}</div>
+<table data-table="units"><thead><tr><th class="n">#</th><th>kind</th><th>unit</th><th class="n">layers</th><th class="n">iterations</th><th class="n">time</th><th class="n">loss start</th><th class="n">loss end</th><th class="n">regulariser at end</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
+
+const UNIT_KINDS = ['layer', 'block', 'pack'];
 
 function timesSection(r: RunReport): string {
   const phases = Object.entries(r.times).map(([k, v]) => ({ label: k, value: num(v) }));
@@ -278,8 +280,9 @@ function timesSection(r: RunReport): string {
   // Planning, block discovery and the graph passes are not timed as phases; show them as the rest.
   if (total !== null && total - accounted > 0.0005) phases.push({ label: 'other (planning, graph work)', value: total - accounted });
   const bars = phases.map((p, k) => ({ ...p, colour: k }));
-  const unitBars = r.units.map((u, k) => ({ label: `${k}. ${u.name}`, value: num(u.seconds), colour: 0 }));
+  // A pack's name is "pack[1..4] first … last"; its range is enough on an axis.
+  const unitBars = r.units.map((u, k) => ({ label: `${k}. ${u.kind === 'pack' ? u.name.split(' ')[0] : u.name}`, value: num(u.seconds), colour: UNIT_KINDS.indexOf(u.kind) }));
   return `<h2 id="times">Timings</h2>
 <figure>${hBarChart({ chart: 'times', title: 'seconds per phase', xLabel: 'seconds', bars })}<figcaption>Seconds per phase; total ${esc(secs(total))}.</figcaption></figure>
-${unitBars.length ? `<figure>${hBarChart({ chart: 'unit-times', title: 'seconds per reconstruction unit', xLabel: 'seconds', bars: unitBars, width: 760 })}<figcaption>Reconstruction seconds per unit.</figcaption></figure>` : ''}`;
+${unitBars.length ? `<figure>${hBarChart({ chart: 'unit-times', title: 'seconds per reconstruction unit', xLabel: 'seconds', bars: unitBars, width: 760 })}<figcaption>Reconstruction seconds per unit (colour: layer, block or pack).</figcaption></figure>` : ''}`;
 }

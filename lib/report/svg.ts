@@ -26,24 +26,31 @@ export function fmt(x: number): string {
 
 interface Scale { (v: number): number; ticks: number[]; log: boolean }
 
-/** Ticks at 1, 2 or 5 × 10^k covering [lo, hi], about `count` of them. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
+/**
+ * Ticks at multiples of 1, 2 or 5 × 10^k, about `count` of them: inside [lo, hi], or with `cover`
+ * reaching out to the multiples just beyond, so an axis ends on a labelled tick above its tallest bar.
+ */
+export function niceTicks(lo: number, hi: number, count = 5, cover = false): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
+  const eps = step * 1e-9;
+  const first = cover ? Math.floor((lo + eps) / step) : Math.ceil((lo - eps) / step);
+  const last = cover ? Math.ceil((hi - eps) / step) : Math.floor((hi + eps) / step);
+  // Integer multiples rounded through toPrecision keep 0.1 + 0.2 style noise out of the labels.
   const ticks: number[] = [];
-  // Rounding through toPrecision keeps 0.1 + 0.2 style noise out of the labels.
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  for (let k = first; k <= last; k++) ticks.push(Number((k * step).toPrecision(12)));
   return ticks;
 }
 
 /**
- * A y (or x) scale from data space to pixels [p0, p1]. Linear scales always include zero, so bar
- * lengths stay proportional to values; log scales are used by callers only for positive data that
- * spans orders of magnitude (scores, losses).
+ * A y (or x) scale from data space to pixels [p0, p1]. Linear scales for bars include zero, so bar
+ * lengths stay proportional to values; lines (`zero` false) get the data's own range, so a loss that
+ * moves by 10 % is not drawn flat. Log scales are used by callers only for positive data that spans
+ * orders of magnitude (scores, losses).
  */
-function makeScale(values: number[], p0: number, p1: number, log: boolean): Scale {
+function makeScale(values: number[], p0: number, p1: number, log: boolean, zero = true): Scale {
   const finite = values.filter((v) => Number.isFinite(v) && (!log || v > 0));
   if (log) {
     let lo = Math.floor(Math.log10(Math.min(...finite)));
@@ -56,9 +63,13 @@ function makeScale(values: number[], p0: number, p1: number, log: boolean): Scal
     s.log = true;
     return s;
   }
-  let lo = Math.min(0, ...finite), hi = Math.max(0, ...finite);
-  if (hi === lo) hi = lo + 1;
-  const ticks = niceTicks(lo, hi);
+  let lo = Math.min(...(zero ? [0] : []), ...finite), hi = Math.max(...(zero ? [0] : []), ...finite);
+  if (hi === lo) {
+    const pad = lo === 0 ? 1 : Math.abs(lo) / 2;
+    lo -= zero && lo === 0 ? 0 : pad;
+    hi += pad;
+  }
+  const ticks = niceTicks(lo, hi, 5, true);
   lo = Math.min(lo, ticks[0]);
   hi = Math.max(hi, ticks[ticks.length - 1]);
   const s = ((v: number) => p0 + ((v - lo) / (hi - lo)) * (p1 - p0)) as Scale;
@@ -122,9 +133,13 @@ export interface BarChartSpec {
 export function barChart(spec: BarChartSpec): string {
   const width = spec.width ?? Math.max(360, Math.min(1100, 90 + spec.bars.length * 44));
   const rotate = spec.bars.length > 8 || spec.bars.some((b) => b.label.length > 8);
-  const labelRoom = rotate ? Math.min(150, 12 + 6 * Math.max(...spec.bars.map((b) => Math.min(b.label.length, 24)))) : 24;
-  const height = spec.height ?? 220 + labelRoom;
-  const left = 64, right = width - 12, top = spec.legend ? 28 : 12, bottom = height - labelRoom - 8;
+  // Rotated 40°, a label of n characters (about 6 px each) reaches down about 4n px.
+  const labelRoom = rotate ? 16 + 4 * Math.max(...spec.bars.map((b) => Math.min(b.label.length, 24))) : 24;
+  const left = 64, right = width - 12;
+  const rows = spec.legend ? legendRows(spec.legend, left, right) : 0;
+  const top = 12 + rows * LEGEND_ROW;
+  const bottom = top + (spec.height ?? 200);
+  const height = bottom + 8 + labelRoom;
   const values = spec.bars.map((b) => b.value).filter((v): v is number => v !== null && Number.isFinite(v));
   const log = (spec.log ?? false) && values.length > 0 && values.every((v) => v > 0);
   const y = makeScale(values.length ? values : [0, 1], bottom, top, log);
@@ -152,7 +167,7 @@ export function barChart(spec: BarChartSpec): string {
     const px = n2(left + slot * k);
     out.push(`<line class="boundary" x1="${px}" x2="${px}" y1="${top}" y2="${bottom}"><title>boundary before ${esc(spec.bars[k]?.label ?? '')}</title></line>`);
   }
-  if (spec.legend) out.push(legend(spec.legend, left, 14, 'rect'));
+  if (spec.legend) out.push(legend(spec.legend, left, 10, 'rect', right));
   out.push('</svg>');
   return out.join('');
 }
@@ -208,6 +223,8 @@ export interface LineChartSpec {
   xLabel: string;
   yLabel: string;
   series: Series[];
+  /** The x range drawn (default: the data's); a loss curve spans 0 to its unit's iterations. */
+  xDomain?: [number, number];
   log?: boolean;
   width?: number;
   height?: number;
@@ -219,12 +236,12 @@ export interface LineChartSpec {
  */
 export function lineChart(spec: LineChartSpec): string {
   const width = spec.width ?? 340, height = spec.height ?? 220;
-  const left = 60, right = width - 10, top = 26, bottom = height - 34;
+  const left = 60, right = width - 10, top = spec.series.length > 1 ? 26 : 12, bottom = height - 34;
   const ys = spec.series.flatMap((s) => s.points.map((p) => p.y)).filter((v): v is number => v !== null && Number.isFinite(v));
   const log = (spec.log ?? false) && ys.some((v) => v > 0);
   const xs = spec.series.flatMap((s) => s.points.map((p) => p.x)).filter(Number.isFinite);
-  const y = makeScale(ys.length ? (log ? ys.filter((v) => v > 0) : ys) : [0, 1], bottom, top, log);
-  const x0 = xs.length ? Math.min(...xs) : 0, x1 = xs.length ? Math.max(...xs) : 1;
+  const y = makeScale(ys.length ? (log ? ys.filter((v) => v > 0) : ys) : [0, 1], bottom, top, log, false);
+  const x0 = spec.xDomain?.[0] ?? (xs.length ? Math.min(...xs) : 0), x1 = spec.xDomain?.[1] ?? (xs.length ? Math.max(...xs) : 1);
   const xspan = x1 > x0 ? x1 - x0 : 1;
   const px = (v: number) => left + ((v - x0) / xspan) * (right - left);
   const out = [open(spec.chart, spec.title, width, height, spec.attrs), yAxis(y, left, right, spec.yLabel, top, bottom)];
@@ -235,35 +252,66 @@ export function lineChart(spec: LineChartSpec): string {
   out.push(`<line class="axis" x1="${left}" x2="${right}" y1="${bottom}" y2="${bottom}"/>`);
   out.push(`<text class="axis-label" x="${n2((left + right) / 2)}" y="${height - 4}" text-anchor="middle">${esc(spec.xLabel)}</text>`);
   spec.series.forEach((s, k) => {
-    let d = '', pen = false;
-    for (const p of s.points) {
-      const ok = p.y !== null && Number.isFinite(p.y) && Number.isFinite(p.x) && (!log || p.y > 0);
-      if (!ok) { pen = false; continue; }
-      d += `${pen ? 'L' : 'M'}${n2(px(p.x))} ${n2(y(p.y as number))}`;
-      pen = true;
-    }
+    let d = '';
+    // A point with no drawable neighbour (a unit reported once, a gap on each side) would be an
+    // invisible zero-length segment; it gets a dot instead.
+    const dots: string[] = [];
     const colour = PALETTE[(s.colour ?? k) % PALETTE.length];
-    out.push(`<path class="series" data-series="${esc(s.name)}" d="${d}" fill="none" stroke="${colour}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 3"' : ''}><title>${esc(s.name)}</title></path>`);
+    const ok = s.points.map((p) => p.y !== null && Number.isFinite(p.y) && Number.isFinite(p.x) && (!log || p.y > 0));
+    s.points.forEach((p, i) => {
+      if (!ok[i]) return;
+      const cx = n2(px(p.x)), cy = n2(y(p.y as number));
+      d += `${i > 0 && ok[i - 1] ? 'L' : 'M'}${cx} ${cy}`;
+      if (!(i > 0 && ok[i - 1]) && !ok[i + 1]) dots.push(`<circle class="point" cx="${cx}" cy="${cy}" r="3" fill="${colour}"><title>${esc(s.name)} at ${esc(fmt(p.x))}: ${esc(fmt(p.y as number))}</title></circle>`);
+    });
+    out.push(`<path class="series" data-series="${esc(s.name)}" d="${d}" fill="none" stroke="${colour}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 3"' : ''}><title>${esc(s.name)}</title></path>`, ...dots);
   });
-  out.push(legend(spec.series.map((s, k) => [s.name, s.colour ?? k]), left, 12, 'line'));
+  if (spec.series.length > 1) out.push(legend(spec.series.map((s, k) => [s.name, s.colour ?? k]), left, 12, 'line'));
   out.push('</svg>');
   return out.join('');
 }
 
-function legend(items: [string, number][], x: number, y: number, mark: 'rect' | 'line'): string {
-  let cx = x;
+const LEGEND_ROW = 16;
+/** Width of a legend entry, estimated from its length (10.5 px text; there is no layout engine here). */
+const entryWidth = (label: string) => 30 + 6.2 * label.length;
+
+/** Rows a legend needs between x and right. */
+function legendRows(items: [string, number][], x: number, right: number): number {
+  let rows = 1, cx = x;
+  for (const [label] of items) {
+    if (cx > x && cx + entryWidth(label) > right) { rows++; cx = x; }
+    cx += entryWidth(label);
+  }
+  return rows;
+}
+
+/** Swatches and labels from (x, y), wrapping onto new rows at `right`. */
+function legend(items: [string, number][], x: number, y: number, mark: 'rect' | 'line', right = Infinity): string {
+  let cx = x, cy = y;
   const parts = items.map(([label, c]) => {
+    if (cx > x && cx + entryWidth(label) > right) { cx = x; cy += LEGEND_ROW; }
     const colour = PALETTE[c % PALETTE.length];
     const sw = mark === 'rect'
-      ? `<rect x="${cx}" y="${y - 5}" width="10" height="10" fill="${colour}"/>`
-      : `<line x1="${cx}" x2="${cx + 14}" y1="${y}" y2="${y}" stroke="${colour}" stroke-width="2"/>`;
-    const text = `<text class="legend" x="${cx + 18}" y="${y}" dominant-baseline="middle">${esc(label)}</text>`;
-    cx += 30 + 6.5 * label.length;
+      ? `<rect x="${n2(cx)}" y="${cy - 5}" width="10" height="10" fill="${colour}"/>`
+      : `<line x1="${n2(cx)}" x2="${n2(cx + 14)}" y1="${cy}" y2="${cy}" stroke="${colour}" stroke-width="2"/>`;
+    const text = `<text class="legend" x="${n2(cx + 18)}" y="${cy}" dominant-baseline="middle">${esc(label)}</text>`;
+    cx += entryWidth(label);
     return sw + text;
   });
   return `<g class="legend">${parts.join('')}</g>`;
 }
 
-function truncate(s: string, n: number): string {
-  return s.length > n ? `…${s.slice(s.length - n + 1)}` : s;
+/**
+ * Shortens a node name to n characters for an axis label, keeping its end (the distinctive part of
+ * "/layer1/layer1.0/conv1/Conv") and dropping whole leading path segments where it can. The full
+ * name stays in the mark's <title> and in the tables.
+ */
+export function truncate(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const parts = s.split('/');
+  for (let k = 1; k < parts.length; k++) {
+    const tail = `…/${parts.slice(k).join('/')}`;
+    if (tail.length <= n) return tail;
+  }
+  return `…${s.slice(s.length - n + 1)}`;
 }
