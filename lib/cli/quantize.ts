@@ -10,6 +10,7 @@ import { BadOptionError } from '../errors';
 import { nonNegative, numberList, positiveInt, probability } from './options';
 import { progressReporter } from './progress';
 import { buildReport, writeJsonAtomic } from '../report/json';
+import { RunReport, writeHtmlReport } from '../report/html';
 
 function bits(name: string) {
   return (v: string): number => {
@@ -41,7 +42,7 @@ export interface QuantizeCliOptions {
   calib: string; calibLabels?: string; eval?: string; labels?: string; mean?: number[]; std?: number[];
   wBits: number; aBits: number; method: string; init: string; percentile?: number; firstLast: '8bit' | 'target';
   layerBits?: LayerBitsRule[]; exclude?: string[]; perTensor?: boolean; split?: boolean; blocks?: string[];
-  mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string;
+  mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string; html?: string;
   iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
 }
@@ -95,12 +96,16 @@ export function registerQuantize(program: Command): void {
     .addOption(new Option('--method <name>', 'rtn: calibrated round-to-nearest; adaround: layer-wise reconstruction; brecq: block-wise; qdrop: block-wise with dropping; packptq: Hessian-guided packs, pack-wise').choices([...METHODS]).default('rtn'))
     .option('--out <file>', 'write the quantized model as QDQ ONNX')
     .option('--report <file>', 'write the run report (JSON: plan, scores, packs, bits, loss curves, accuracy, times)')
+    .option('--html <file>', 'write the run report as one self-contained HTML page (charts of scores, packs, bits, loss curves, times); see also `packptq report`')
     .addHelpText('after', `
 Examples:
   packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
       --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
       --w-bits 4 --a-bits 8 --method rtn --init mse --out resnet20-w4a8.onnx
-  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json`)
+  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json
+  packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
+      --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
+      --w-bits 3 --a-bits 3 --method packptq --mixed-precision --report run.json --html run.html`)
     .action(async (file: string, o: QuantizeCliOptions) => {
       const r = await runQuantize(file, o);
       print(r, o);
@@ -125,7 +130,13 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
   }
-  if (o.report) writeJsonAtomic(o.report, buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } }));
+  if (o.report || o.html) {
+    const report = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
+    if (o.report) writeJsonAtomic(o.report, report);
+    // Rendered from the report as JSON carries it (NaN → null, undefined dropped), so the page is
+    // byte for byte what `packptq report` makes from the --report file.
+    if (o.html) writeHtmlReport(o.html, JSON.parse(JSON.stringify(report)) as RunReport);
+  }
   return { result, file, out: o.out };
 }
 
@@ -138,6 +149,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     layers: r.plan.layers.length, activationQuantizers: r.plan.acts.length, seconds: r.seconds, out,
     pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
     report: o.report,
+    html: o.html,
     units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
   };
   if (o.json) {
@@ -161,5 +173,6 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
   if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
   lines.push(`time         ${r.seconds.toFixed(1)} s`);
   if (out) lines.push(`wrote        ${out}`);
+  if (o.html) lines.push(`wrote        ${o.html}`);
   process.stdout.write(lines.join('\n') + '\n');
 }
