@@ -61,12 +61,16 @@ test('bad usage exits 2 with one line naming the option; a missing model exits 1
   expect(missing.stderr).toMatch(/no-such-model\.onnx.*\[IO\]/);
 });
 
-test('--help of every command has an Examples section; bench lists its options', () => {
+test('--help of the program and of every command has an Examples section; bench is listed and lists its options', () => {
   for (const cmd of ['eval', 'inspect', 'quantize', 'analyze', 'bench']) {
     const r = cli([cmd, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/\nExamples:\n\s+packptq /);
   }
+  const top = cli(['--help']);
+  expect(top.code).toBe(0);
+  expect(top.stdout).toMatch(/\n {2}bench \[options\] <model>/);
+  expect(top.stdout).toMatch(/\nExamples:\n\s+packptq /);
   const h = cli(['bench', '--help']).stdout;
   for (const opt of ['--batch', '--threads', '--seconds', '--rounds', '--gemm-size', '--json']) expect(h).toContain(opt);
 });
