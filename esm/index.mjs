@@ -20,6 +20,7 @@ export const {
   IMAGENET_PRESET,
   exportQdq,
   writeQdqModel,
+  renderHtmlReport,
   PackPtqError,
   OnnxDecodeError,
   ExternalDataError,

@@ -44,6 +44,9 @@ export type { UnitReport } from './recon/reconstruct';
 export { exportModel } from './api/export';
 export type { ExportModelOptions } from './api/export';
 export { exportQdq, writeQdqModel } from './export';
+/** Renders a run report (the JSON `quantize --report` writes) as one self-contained HTML page with inline SVG charts. */
+export { renderHtmlReport } from './report/html';
+export type { RunReport } from './report/html';
 export type { QdqExportOptions } from './export';
 
 // ---- data ----
