@@ -43,7 +43,7 @@ export interface QuantizeCliOptions {
   wBits: number; aBits: number; method: string; init: string; percentile?: number; firstLast: '8bit' | 'target';
   layerBits?: LayerBitsRule[]; exclude?: string[]; perTensor?: boolean; split?: boolean; blocks?: string[];
   mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string; html?: string;
-  iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; quiet?: boolean;
+  iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; cache?: 'fp32' | 'fp16'; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
 }
 
@@ -80,6 +80,7 @@ export function addQuantOptions(cmd: Command): Command {
     .option('--drop-prob <p>', 'QDrop dropping probability (default: 0.5 for qdrop, 0 otherwise)', probability('--drop-prob'))
     .option('--lr-round <x>', 'Adam learning rate of the rounding variables', nonNegative('--lr-round'), 3e-3)
     .option('--lr-act <x>', 'Adam learning rate of the activation steps (cosine-decayed)', nonNegative('--lr-act'), 4e-5)
+    .addOption(new Option('--cache <dtype>', 'storage of the reconstruction cache (unit inputs and targets): fp16 halves its memory').choices(['fp32', 'fp16']).default('fp32'))
     .option('--mixed-precision', 'packptq: choose a width per pack from the target\'s candidates (3→2,3,4; 4→3,4,6; 6→4,6,8) under --budget-bits')
     .option('--budget-bits <w[/a]>', 'average weight bits allowed (and optionally activation bits), default (mid+high)/2, e.g. 3.5 for W3A3', budget)
     .addOption(new Option('--mp-rule <rule>', 'exact multiple-choice knapsack, or the release\'s greedy rule').choices(['exact', 'greedy']).default('exact'))
@@ -120,7 +121,7 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
   const progress = progressReporter({ quiet: o.quiet });
   const result = await quantize(model, {
     mixedPrecision: o.mixedPrecision, budgetBits: o.budgetBits?.w, budgetActBits: o.budgetBits?.a, mpRule: o.mpRule, scoreForm: o.scoreForm,
-    iters: o.iters, lambda: o.lambda, dropProb: o.dropProb, lrRound: o.lrRound, lrAct: o.lrAct, onProgress: progress.onProgress,
+    iters: o.iters, lambda: o.lambda, dropProb: o.dropProb, lrRound: o.lrRound, lrAct: o.lrAct, cacheDtype: o.cache === 'fp16' ? 'float16' : 'float32', onProgress: progress.onProgress,
     method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
     firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
     split: o.split, blockPrefixes: o.blocks, calib, eval: evalSet, calibSize: o.calibSize, actCalibSize: o.actCalibSize, actSearch: o.actSearch, seed: o.seed, batch: o.batch, threads: o.threads,
@@ -150,7 +151,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
     report: o.report,
     html: o.html,
-    units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
+    units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd, cacheBytes: u.cacheBytes, cacheDtype: u.cacheDtype })),
   };
   if (o.json) {
     process.stdout.write(JSON.stringify(summary) + '\n');
@@ -168,7 +169,8 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     lines.push(`packs        ${r.pack.packs.map((p) => `[${p.join(',')}]`).join(' ')} (${r.pack.form} score)`);
     if (r.pack.bits) lines.push(`pack bits    ${r.pack.bits.join(' ')} (budget ${r.pack.budgetBits} average weight bits, ${r.pack.mpRule})`);
   }
-  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}`);
+  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}, cache ${(u.cacheBytes / 2 ** 20).toFixed(1)} MiB ${u.cacheDtype}`);
+  if (r.units.length) lines.push(`cache        largest unit ${(Math.max(...r.units.map((u) => u.cacheBytes)) / 2 ** 20).toFixed(1)} MiB (${r.units[0].cacheDtype}; --cache fp16 halves it)`);
   if (r.fp) lines.push(`FP top-1     ${pct(r.fp.accuracy)} (${r.fp.samples} samples)`);
   if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
   lines.push(`time         ${r.seconds.toFixed(1)} s`);

@@ -14,7 +14,7 @@ import { InitMethod, calibrateActivations, calibrateWeights, checkInit } from '.
 import { PlanOptions, QuantPlan, planQuantization } from '../quant/plan';
 import { simulatedGraph } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
-import { UnitReport, reconstructModel } from '../recon/reconstruct';
+import { CacheDtype, UnitReport, reconstructModel } from '../recon/reconstruct';
 import { BlockScore, ScoreForm, blockScores } from '../pack/score';
 import { packBlocks } from '../pack/packing';
 import { CANDIDATES, allocateBits } from '../pack/bits';
@@ -96,6 +96,8 @@ export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
   lrRound?: number;
   /** Adam learning rate of the activation steps, cosine-annealed to 0 (default 4e-5). */
   lrAct?: number;
+  /** Storage of the reconstruction cache (unit inputs and targets): 'float32' (default) or 'float16' (half the memory). */
+  cacheDtype?: CacheDtype;
   /** Pack-PTQ: score form ('paper' default, or 'release'). */
   scoreForm?: ScoreForm;
   /** Pack-PTQ: pack-level mixed precision. */
@@ -289,7 +291,7 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     const r = await reconstructModel(model, structure, quantized, calib, {
       granularity: m.granularity, packs, dropProb: o.dropProb ?? m.dropProb, inputQuantProb: o.inputQuantProb ?? m.inputQuantProb,
       iters: o.iters ?? 20000, batch, lrRound: o.lrRound ?? 3e-3, lrAct: o.lrAct ?? 4e-5, lambda: o.lambda ?? 0.01,
-      seed: o.seed ?? 0, threads, signal: o.signal,
+      seed: o.seed ?? 0, threads, signal: o.signal, cacheDtype: o.cacheDtype,
       onProgress: (e) => o.onProgress?.({ phase: 'reconstruct', done: e.iter, total: e.iters, unit: e.unit, unitIndex: e.unitIndex, units: e.units, loss: e.loss, eta: e.eta }),
     });
     quantized = r.quantized;

@@ -11,6 +11,7 @@
  *     times a second, cancellable;
  *  4. hard rounding: codes = clamp(⌊W/s⌋ + [V ≥ 0] + z); the learned activation steps are kept.
  */
+import { writeHalf } from './half';
 import { AbortError } from '../errors';
 import { Subset, subsetBatch } from '../data/subset';
 import { Model } from '../engine/model';
@@ -36,7 +37,15 @@ export interface ReconConfig {
   seed: number;
   threads: number;
   warmup?: number;
+  /**
+   * Storage of the cached unit inputs and targets (the calibration set through the FP model and
+   * the quantized prefix): 'float32' (default) or 'float16', half the memory at a rounding of the
+   * cached values to 11 significant bits.
+   */
+  cacheDtype?: CacheDtype;
 }
+
+export type CacheDtype = 'float32' | 'float16';
 
 export interface UnitReport {
   name: string;
@@ -48,6 +57,9 @@ export interface UnitReport {
   lossStart: number;
   lossEnd: number;
   curve: { iter: number; recLoss: number; regLoss: number }[];
+  /** Bytes of this unit's cache (quantized inputs, FP inputs when mixing, FP target) and its storage. */
+  cacheBytes: number;
+  cacheDtype: CacheDtype;
 }
 
 export interface ReconProgressEvent {
@@ -167,18 +179,26 @@ function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Arr
   return codes;
 }
 
-/** Runs `graph` (outputs = `values`) over the calibration subset and concatenates each value. */
-async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, signal?: AbortSignal): Promise<Float32Array[]> {
+/**
+ * Runs `graph` (outputs = `values`) over the calibration subset and concatenates each value, as
+ * float32 or as half bit patterns (converted batch by batch, so no float32 copy of the whole set).
+ */
+async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, dtype: CacheDtype, signal?: AbortSignal): Promise<(Float32Array | Uint16Array)[]> {
   const m = Model.fromGraph(graph, model.file);
   const program = m.captureProgram(batch, values, { threads });
   const n = calib.indices.length;
   const sizes = program.info.outputShapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
-  const out = sizes.map((s) => new Float32Array(s * n));
+  const out = sizes.map((s) => (dtype === 'float16' ? new Uint16Array(s * n) : new Float32Array(s * n)));
   for (let start = 0; start < n; start += batch) {
     if (signal?.aborted) throw new AbortError();
     const count = Math.min(batch, n - start);
     const res = await program.run([subsetBatch(calib, start, count, batch)]);
-    res.forEach((r, k) => out[k].set(r.subarray(0, sizes[k] * count), start * sizes[k]));
+    res.forEach((r, k) => {
+      const part = r.subarray(0, sizes[k] * count);
+      const dst = out[k];
+      if (dst instanceof Uint16Array) writeHalf(part, dst, start * sizes[k]);
+      else dst.set(part, start * sizes[k]);
+    });
   }
   return out;
 }
@@ -202,8 +222,11 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
       continue;
     }
     // Inputs and target: FP values, and the input as the model quantized so far computes it.
-    const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...unit.inputs], calib, o.batch, o.threads, o.signal);
-    const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, o.signal);
+    const dtype = o.cacheDtype ?? 'float32';
+    const mixing = o.inputQuantProb < 1;
+    const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...(mixing ? unit.inputs : [])], calib, o.batch, o.threads, dtype, o.signal);
+    const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, dtype, o.signal);
+    const cacheBytes = [fpOut, ...fpIns, ...qIns].reduce((a, t) => a + t.byteLength, 0);
     const shapes = sampleShapes(g, model, unit.inputs);
     const spec = specialize(ug.graph, { inputShapes: Object.fromEntries(unit.inputs.map((n, k) => [n, [o.batch, ...shapes[k]]])) });
     // The differentiable executor runs activations as their own ops: no fused epilogues.
@@ -215,7 +238,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     let res;
     try {
       res = await job.run(
-        { inputsQ: qIns, inputsFp: o.inputQuantProb < 1 ? fpIns : undefined, target: fpOut, samples: calib.indices.length },
+        { inputsQ: qIns, inputsFp: mixing ? fpIns : undefined, target: fpOut, samples: calib.indices.length },
         { iters: o.iters, batch: o.batch, lrRound: o.lrRound, lrAct: o.lrAct, lambda: o.lambda, dropProb: o.dropProb, inputQuantProb: o.inputQuantProb, seed: o.seed + ui, threads: o.threads, warmup: o.warmup ?? 0.2 },
         (p: { iter: number; iters: number; recLoss: number; seconds: number }) => o.onProgress?.({
           unit: unit.name, unitIndex: ui, units: units.length, iter: p.iter, iters: p.iters, loss: p.recLoss,
@@ -241,7 +264,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     const curve = res.curve.map((c: { iter: number; recLoss: number; regLoss: number }) => ({ iter: c.iter, recLoss: c.recLoss, regLoss: c.regLoss }));
     const report: UnitReport = {
       name: unit.name, kind: unit.kind, layers: unit.layers, iters: res.itersDone, seconds: res.seconds,
-      lossStart: curve[0]?.recLoss ?? 0, lossEnd: curve[curve.length - 1]?.recLoss ?? 0, curve,
+      lossStart: curve[0]?.recLoss ?? 0, lossEnd: curve[curve.length - 1]?.recLoss ?? 0, curve, cacheBytes, cacheDtype: dtype,
     };
     reports.push(report);
     o.onUnitDone?.(ui, current(), report);
