@@ -11,6 +11,7 @@ import { registerEval } from './eval';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
 import { registerAnalyze } from './analyze';
+import { registerExport } from './export';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerQuantize(program);
   registerAnalyze(program);
+  registerExport(program);
   return program;
 }
 

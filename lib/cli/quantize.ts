@@ -44,6 +44,7 @@ export interface QuantizeCliOptions {
   mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string;
   iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
+  runDir?: string; overwriteRunDir?: boolean;
 }
 
 export function addQuantOptions(cmd: Command): Command {
@@ -95,12 +96,16 @@ export function registerQuantize(program: Command): void {
     .addOption(new Option('--method <name>', 'rtn: calibrated round-to-nearest; adaround: layer-wise reconstruction; brecq: block-wise; qdrop: block-wise with dropping; packptq: Hessian-guided packs, pack-wise').choices([...METHODS]).default('rtn'))
     .option('--out <file>', 'write the quantized model as QDQ ONNX')
     .option('--report <file>', 'write the run report (JSON: plan, scores, packs, bits, loss curves, accuracy, times)')
+    .option('--run-dir <dir>', 'keep the run\'s state in DIR (checkpoint after calibration, scoring and every unit); rerunning the same command resumes it where it stopped')
+    .option('--overwrite-run-dir', 'discard a --run-dir made with other options or another model instead of refusing it')
     .addHelpText('after', `
 Examples:
   packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
       --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
       --w-bits 4 --a-bits 8 --method rtn --init mse --out resnet20-w4a8.onnx
-  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json`)
+  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json
+  packptq quantize model.onnx --calib calib.npy --method qdrop --run-dir runs/qdrop   # rerun to resume after a kill
+  packptq export --run-dir runs/qdrop --out model-qdrop.onnx`)
     .action(async (file: string, o: QuantizeCliOptions) => {
       const r = await runQuantize(file, o);
       print(r, o);
@@ -119,13 +124,17 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
     method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
     firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
     split: o.split, blockPrefixes: o.blocks, calib, eval: evalSet, calibSize: o.calibSize, actCalibSize: o.actCalibSize, actSearch: o.actSearch, seed: o.seed, batch: o.batch, threads: o.threads,
+    runDir: o.runDir, overwriteRunDir: o.overwriteRunDir,
   });
   progress.stop();
   if (o.out) {
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
   }
-  if (o.report) writeJsonAtomic(o.report, buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } }));
+  if (o.report) {
+    const report = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
+    writeJsonAtomic(o.report, o.runDir ? { ...report, runDir: o.runDir, resumedFromUnit: result.resumedFromUnit ?? null } : report);
+  }
   return { result, file, out: o.out };
 }
 
@@ -138,6 +147,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     layers: r.plan.layers.length, activationQuantizers: r.plan.acts.length, seconds: r.seconds, out,
     pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
     report: o.report,
+    ...(o.runDir ? { runDir: o.runDir, resumedFromUnit: r.resumedFromUnit ?? null, unitCount: r.unitCount } : {}),
     units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
   };
   if (o.json) {
@@ -156,6 +166,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     lines.push(`packs        ${r.pack.packs.map((p) => `[${p.join(',')}]`).join(' ')} (${r.pack.form} score)`);
     if (r.pack.bits) lines.push(`pack bits    ${r.pack.bits.join(' ')} (budget ${r.pack.budgetBits} average weight bits, ${r.pack.mpRule})`);
   }
+  if (r.resumedFromUnit !== undefined) lines.push(`resumed      ${o.runDir}: ${r.resumedFromUnit} of ${r.unitCount} units restored from checkpoints, not recomputed`);
   for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}`);
   if (r.fp) lines.push(`FP top-1     ${pct(r.fp.accuracy)} (${r.fp.samples} samples)`);
   if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
