@@ -324,7 +324,7 @@ export function manifestDifference(old: RunManifest, now: RunManifest): string |
   const keys = [...new Set([...Object.keys(old.options), ...Object.keys(now.options)])];
   for (const k of keys) {
     const a = JSON.stringify(old.options[k] ?? null), b = JSON.stringify(now.options[k] ?? null);
-    if (a !== b) return `it was made with ${OPTION_NAMES[k] ?? k} ${a}, this run asks for ${b}`;
+    if (a !== b) { const name = OPTION_NAMES[k] ?? k; return `it was made with ${name} ${a}, this run asks for ${name} ${b}`; }
   }
   if (old.calib.digest !== now.calib.digest || old.calib.samples !== now.calib.samples)
     return `its calibration samples (--calib ${old.calib.source}, ${old.calib.samples} chosen) differ from this run's (--calib ${now.calib.source}, ${now.calib.samples} chosen)`;

@@ -22,6 +22,18 @@ const ARGS = [
 ];
 const unitCheckpoints = (dir: string) => (fs.existsSync(path.join(dir, 'units')) ? fs.readdirSync(path.join(dir, 'units')).filter((f) => /^\d{4}\.ckpt$/.test(f)) : []);
 
+/** The command in a child process without blocking the event loop (cli() would stall the watcher below). */
+function cliAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'packptq.js'), ...args], { cwd: ROOT });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** Starts the command, SIGKILLs it as soon as `dir` holds `units` unit checkpoints. */
 function killAfterUnits(args: string[], dir: string, units: number): Promise<{ signal: NodeJS.Signals | null; finalExisted: boolean; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -44,9 +56,10 @@ test('a SIGKILLed --run-dir run resumes after its checkpoints and ends with the 
   const plainOut = path.join(tmp, 'plain.onnx'), resumedOut = path.join(tmp, 'resumed.onnx'), exported = path.join(tmp, 'exported.onnx');
   const runDir = path.join(tmp, 'run');
   // The uninterrupted run (no run directory) and the run to kill, side by side.
-  const plainDone = new Promise<ReturnType<typeof cli>>((resolve) => setImmediate(() => resolve(cli([...ARGS, '--out', plainOut]))));
-  const killed = await killAfterUnits([...ARGS, '--out', resumedOut, '--run-dir', runDir], runDir, 2);
-  const plain = await plainDone;
+  const [plain, killed] = await Promise.all([
+    cliAsync([...ARGS, '--out', plainOut]),
+    killAfterUnits([...ARGS, '--out', resumedOut, '--run-dir', runDir], runDir, 2),
+  ]);
   expect(plain.code).toBe(0);
   expect(killed.signal).toBe('SIGKILL');
   expect(killed.finalExisted).toBe(false);
