@@ -136,3 +136,39 @@ test('checkpoint container: typed arrays and non-finite numbers survive; int32 c
   expect(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 12), 'cut.ckpt')).toThrow(expect.objectContaining({ code: 'BAD_DATA', message: expect.stringContaining('cut.ckpt') }));
   expect(() => decodeCheckpoint(Buffer.from('not a checkpoint'), 'bad.ckpt')).toThrow(expect.objectContaining({ code: 'BAD_DATA' }));
 });
+
+test('packptq with mixed precision: killed after two units, resumed from pack.ckpt to the uninterrupted run\'s model; --overwrite-run-dir', async () => {
+  const args = [...ARGS.map((a) => (a === 'qdrop' ? 'packptq' : a === '4' ? '3' : a === '40' ? '20' : a === '128' ? '32' : a)), '--mixed-precision', '--budget-bits', '3.5', '--eval-limit', '200'];
+  const plainOut = path.join(tmp, 'pack-plain.onnx'), resumedOut = path.join(tmp, 'pack-resumed.onnx');
+  const dir = path.join(tmp, 'pack-run');
+  const [plain, killed] = await Promise.all([
+    cliAsync([...args, '--out', plainOut]),
+    killAfterUnits([...args, '--out', resumedOut, '--run-dir', dir], dir, 2),
+  ]);
+  expect(plain.code).toBe(0);
+  expect(killed.signal).toBe('SIGKILL');
+  expect(killed.finalExisted).toBe(false);
+  expect(fs.existsSync(path.join(dir, 'pack.ckpt'))).toBe(true);
+  const done = unitCheckpoints(dir).length;
+
+  const resumed = await cliAsync([...args, '--out', resumedOut, '--run-dir', dir]);
+  expect(resumed.code).toBe(0);
+  const r = JSON.parse(resumed.stdout), p = JSON.parse(plain.stdout);
+  expect(r.resumedFromUnit).toBe(done);
+  expect(r.pack).toEqual(p.pack);
+  expect(r.pack.bits.length).toBe(r.pack.packs.length);
+  expect(r.avgWeightBits).toBe(p.avgWeightBits);
+  expect(r.quantized.accuracy).toBe(p.quantized.accuracy);
+  expect(Buffer.compare(fs.readFileSync(resumedOut), fs.readFileSync(plainOut))).toBe(0);
+
+  const other = await cliAsync([...args.map((a) => (a === '3.5' ? '3.25' : a)), '--run-dir', dir]);
+  expect(other.code).toBe(2);
+  expect(other.stderr).toContain('--budget-bits 3.5, this run asks for --budget-bits 3.25');
+  // --overwrite-run-dir starts afresh (a cheap rtn run): the old unit checkpoints and packs are gone.
+  const fresh = await cliAsync([...args.map((a) => (a === 'packptq' ? 'rtn' : a)).filter((a) => !['--mixed-precision', '--budget-bits', '3.5'].includes(a)), '--run-dir', dir, '--overwrite-run-dir']);
+  expect(fresh.code).toBe(0);
+  expect(JSON.parse(fresh.stdout).resumedFromUnit).toBe(null);
+  expect(unitCheckpoints(dir)).toEqual([]);
+  expect(fs.existsSync(path.join(dir, 'pack.ckpt'))).toBe(false);
+  expect(JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).options).toMatchObject({ method: 'rtn', wBits: 3, aBits: 3, mixedPrecision: false });
+}, 180000);
