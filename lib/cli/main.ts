@@ -13,6 +13,7 @@ import { registerQuantize } from './quantize';
 import { registerAnalyze } from './analyze';
 import { registerReport } from './report';
 import { registerBench } from './bench';
+import { registerExport } from './export';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -37,6 +38,7 @@ Examples:
   registerAnalyze(program);
   registerReport(program);
   registerBench(program);
+  registerExport(program);
   return program;
 }
 

@@ -45,6 +45,7 @@ export interface QuantizeCliOptions {
   mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string; html?: string;
   iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; cache?: 'fp32' | 'fp16'; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
+  runDir?: string; overwriteRunDir?: boolean;
 }
 
 export function addQuantOptions(cmd: Command): Command {
@@ -98,6 +99,8 @@ export function registerQuantize(program: Command): void {
     .option('--out <file>', 'write the quantized model as QDQ ONNX')
     .option('--report <file>', 'write the run report (JSON: plan, scores, packs, bits, loss curves, accuracy, times)')
     .option('--html <file>', 'write the run report as one self-contained HTML page (charts of scores, packs, bits, loss curves, times); see also `packptq report`')
+    .option('--run-dir <dir>', 'keep the run\'s state in DIR (checkpoint after calibration, scoring and every unit); rerunning the same command resumes it where it stopped')
+    .option('--overwrite-run-dir', 'discard a --run-dir made with other options or another model instead of refusing it')
     .addHelpText('after', `
 Examples:
   packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
@@ -106,7 +109,9 @@ Examples:
   packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json
   packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
       --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
-      --w-bits 3 --a-bits 3 --method packptq --mixed-precision --report run.json --html run.html`)
+      --w-bits 3 --a-bits 3 --method packptq --mixed-precision --report run.json --html run.html
+  packptq quantize model.onnx --calib calib.npy --method qdrop --run-dir runs/qdrop   # rerun to resume after a kill
+  packptq export --run-dir runs/qdrop --out model-qdrop.onnx`)
     .action(async (file: string, o: QuantizeCliOptions) => {
       const r = await runQuantize(file, o);
       print(r, o);
@@ -125,6 +130,7 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
     method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
     firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
     split: o.split, blockPrefixes: o.blocks, calib, eval: evalSet, calibSize: o.calibSize, actCalibSize: o.actCalibSize, actSearch: o.actSearch, seed: o.seed, batch: o.batch, threads: o.threads,
+    runDir: o.runDir, overwriteRunDir: o.overwriteRunDir,
   });
   progress.stop();
   if (o.out) {
@@ -132,7 +138,8 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
   }
   if (o.report || o.html) {
-    const report = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
+    const built = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
+    const report = o.runDir ? { ...built, runDir: o.runDir, resumedFromUnit: result.resumedFromUnit ?? null } : built;
     if (o.report) writeJsonAtomic(o.report, report);
     // Rendered from the report as JSON carries it (NaN → null, undefined dropped), so the page is
     // byte for byte what `packptq report` makes from the --report file.
@@ -151,6 +158,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
     report: o.report,
     html: o.html,
+    ...(o.runDir ? { runDir: o.runDir, resumedFromUnit: r.resumedFromUnit ?? null, unitCount: r.unitCount } : {}),
     units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd, cacheBytes: u.cacheBytes, cacheDtype: u.cacheDtype })),
   };
   if (o.json) {
@@ -169,8 +177,10 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     lines.push(`packs        ${r.pack.packs.map((p) => `[${p.join(',')}]`).join(' ')} (${r.pack.form} score)`);
     if (r.pack.bits) lines.push(`pack bits    ${r.pack.bits.join(' ')} (budget ${r.pack.budgetBits} average weight bits, ${r.pack.mpRule})`);
   }
-  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}, cache ${(u.cacheBytes / 2 ** 20).toFixed(1)} MiB ${u.cacheDtype}`);
-  if (r.units.length) lines.push(`cache        largest unit ${(Math.max(...r.units.map((u) => u.cacheBytes)) / 2 ** 20).toFixed(1)} MiB (${r.units[0].cacheDtype}; --cache fp16 halves it)`);
+  if (r.resumedFromUnit !== undefined) lines.push(`resumed      ${o.runDir}: ${r.resumedFromUnit} of ${r.unitCount} units restored from checkpoints, not recomputed`);
+  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}${u.cacheBytes ? `, cache ${(u.cacheBytes / 2 ** 20).toFixed(1)} MiB ${u.cacheDtype}` : ''}`);
+  const cached = r.units.filter((u) => u.cacheBytes);
+  if (cached.length) lines.push(`cache        largest unit ${(Math.max(...cached.map((u) => u.cacheBytes)) / 2 ** 20).toFixed(1)} MiB (${cached[0].cacheDtype}; --cache fp16 halves it)`);
   if (r.fp) lines.push(`FP top-1     ${pct(r.fp.accuracy)} (${r.fp.samples} samples)`);
   if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
   lines.push(`time         ${r.seconds.toFixed(1)} s`);

@@ -15,10 +15,14 @@ import { PlanOptions, QuantPlan, planQuantization } from '../quant/plan';
 import { simulatedGraph } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
 import { CacheDtype, UnitReport, reconstructModel } from '../recon/reconstruct';
+import { reconUnits } from '../recon/units';
 import { BlockScore, ScoreForm, blockScores } from '../pack/score';
 import { packBlocks } from '../pack/packing';
 import { CANDIDATES, allocateBits } from '../pack/bits';
 import { Structure } from '../graph/blocks';
+import { RunDir, MANIFEST_FORMAT, RunManifest, graphDigest, resultOptions, subsetDigest } from './run-dir';
+import { Subset } from '../data/subset';
+import * as path from 'path';
 
 /**
  * The quantization methods, in order of cost: calibrated round-to-nearest, then reconstruction
@@ -111,6 +115,13 @@ export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
   /** Pack-PTQ: probability a pack-input element comes from the quantized prefix (default 0.5). */
   inputQuantProb?: number;
   /**
+   * Run directory (lib/pipeline/run-dir.ts): checkpoints after calibration, scoring and every unit;
+   * an existing one with the same manifest is resumed, one with another manifest refused.
+   */
+  runDir?: string;
+  /** Discard an existing runDir made with other options or another model instead of refusing it. */
+  overwriteRunDir?: boolean;
+  /**
    * Cancels the run promptly (between batches, and inside a unit's native loop): the promise
    * rejects with an AbortError (code `ABORT_ERR`).
    */
@@ -171,6 +182,13 @@ export interface QuantizeResult {
   pack?: PackReport;
   /** Seconds per phase. */
   times: Record<string, number>;
+  /**
+   * With a run directory that held an earlier run's state: the unit reconstruction resumed at (units
+   * before it were restored, not recomputed; equal to the unit count when the run had finished).
+   */
+  resumedFromUnit?: number;
+  /** With a run directory: the number of units of the run. */
+  unitCount?: number;
 }
 
 export function checkMethod(m: string): asserts m is Method {
@@ -263,41 +281,57 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
       onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }),
     }),
   });
-  let quantized = await initialise(plan);
-  lap('calibrate');
-  let units: UnitReport[] = [];
-  let pack: PackReport | undefined;
-  let packs: number[][] | undefined;
-  if (method === 'packptq' && structure.blocks.length) {
+  const { run, resumed } = o.runDir
+    ? RunDir.open(o.runDir, runManifest(model, o, calib), { overwrite: o.overwriteRunDir })
+    : { run: undefined, resumed: false };
+  const settings = method === 'rtn' ? undefined : METHOD_SETTINGS[method];
+  let pack: PackReport | undefined = run?.pack();
+  const stored = run?.calibration();
+  let quantized: QuantizedGraph | undefined = stored?.quantized;
+  if (method === 'packptq' && structure.blocks.length && !pack) {
+    const first = quantized ?? await initialise(plan);
+    lap('calibrate');
     const form = o.scoreForm ?? 'paper';
-    const scores = await blockScores(model, structure, quantized, calib, {
+    const scores = await blockScores(model, structure, first, calib, {
       batch, threads, form, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ phase: 'score', done, total }),
     });
-    packs = packBlocks(scores.map((x) => x.score));
+    const packs = packBlocks(scores.map((x) => x.score));
     pack = { scores, form, packs };
-    lap('score');
     if (o.mixedPrecision) {
       const sol = mixedPrecision(model.graph, structure, plan, scores, packs, o);
       pack = { ...pack, bits: sol.bits, budgetBits: sol.budgetBits, budgetActBits: o.budgetActBits, mpRule: o.mpRule ?? 'exact' };
-      const widths = new Map<string, { wBits: number; aBits: number }>();
-      packs.forEach((p, k) => { for (const b of p) for (const l of structure.blocks[b].layers) widths.set(l, { wBits: sol.bits[k], aBits: sol.bits[k] }); });
-      plan = planQuantization(model.graph, structure, { ...o, layerWidths: widths });
-      quantized = await initialise(plan);
-      lap('calibrate');
-    }
+    } else quantized = first;
+    run?.writePack(pack);
+    lap('score');
   }
-  if (method !== 'rtn') {
-    const m = METHOD_SETTINGS[method];
-    const r = await reconstructModel(model, structure, quantized, calib, {
-      granularity: m.granularity, packs, dropProb: o.dropProb ?? m.dropProb, inputQuantProb: o.inputQuantProb ?? m.inputQuantProb,
+  if (pack?.bits) plan = packPlan(model.graph, structure, pack, o);
+  quantized ??= await initialise(plan);
+  lap('calibrate');
+  const unitNames = settings ? reconUnits(model.graph, structure, { granularity: settings.granularity, packs: pack?.packs }).map((u) => u.name) : [];
+  if (run && !stored) run.writeCalibration(quantized, unitNames);
+
+  let units: UnitReport[] = [];
+  let resumedFromUnit: number | undefined;
+  const final = run?.final();
+  if (final) {
+    quantized = final;
+    units = run!.restore(quantized, unitNames).reports;
+    resumedFromUnit = unitNames.length;
+  } else if (settings) {
+    const restored = run?.restore(quantized, unitNames);
+    if (resumed) resumedFromUnit = restored?.done ?? 0;
+    const r = await reconstructModel(model, structure, restored?.quantized ?? quantized, calib, {
+      granularity: settings.granularity, packs: pack?.packs, dropProb: o.dropProb ?? settings.dropProb, inputQuantProb: o.inputQuantProb ?? settings.inputQuantProb,
       iters: o.iters ?? 20000, batch, lrRound: o.lrRound ?? 3e-3, lrAct: o.lrAct ?? 4e-5, lambda: o.lambda ?? 0.01,
-      seed: o.seed ?? 0, threads, signal: o.signal, cacheDtype: o.cacheDtype,
+      seed: o.seed ?? 0, threads, signal: o.signal, cacheDtype: o.cacheDtype, startUnit: restored?.done,
       onProgress: (e) => o.onProgress?.({ phase: 'reconstruct', done: e.iter, total: e.iters, unit: e.unit, unitIndex: e.unitIndex, units: e.units, loss: e.loss, eta: e.eta }),
+      onUnitDone: run && ((index, _q, report, finished) => run.writeUnit({ index, unit: unitNames[index], finished, report })),
     });
     quantized = r.quantized;
-    units = r.units;
+    units = [...(restored?.reports ?? []), ...r.units];
     lap('reconstruct');
-  }
+  } else if (resumed) resumedFromUnit = 0;
+  run?.writeFinal(quantized);
   const simulated = simulatedGraph(model.graph, quantized);
   if (o.signal?.aborted) throw new AbortError();
 
@@ -313,6 +347,25 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     ...sizeReport(model.graph, plan, quantized),
     units, pack, times,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    ...(run ? { resumedFromUnit, unitCount: unitNames.length } : {}),
+  };
+}
+
+/** The plan with pack-level mixed precision: every layer of pack k at pack.bits[k]. */
+export function packPlan(g: Graph, s: Structure, pack: PackReport, o: PlanOptions & DiscoverOptions): QuantPlan {
+  const widths = new Map<string, { wBits: number; aBits: number }>();
+  pack.packs.forEach((p, k) => { for (const b of p) for (const l of s.blocks[b].layers) widths.set(l, { wBits: pack.bits![k], aBits: pack.bits![k] }); });
+  return planQuantization(g, s, { ...o, layerWidths: widths });
+}
+
+/** What determines a quantize run's result, for its run directory. */
+export function runManifest(model: Model, o: QuantizeOptions, calib: Subset): RunManifest {
+  const method = o.method ?? 'rtn';
+  return {
+    format: MANIFEST_FORMAT,
+    model: { file: path.resolve(model.file), digest: graphDigest(model.graph) },
+    calib: { source: o.calib.source, samples: calib.indices.length, digest: subsetDigest(calib) },
+    options: resultOptions(o, method === 'rtn' ? undefined : METHOD_SETTINGS[method]),
   };
 }
 

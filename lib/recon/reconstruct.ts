@@ -78,9 +78,16 @@ export interface ReconOptions extends ReconConfig {
   packs?: number[][];
   signal?: AbortSignal;
   onProgress?: (e: ReconProgressEvent) => void;
-  /** Called when a unit is finished (checkpointing). */
-  onUnitDone?: (index: number, q: QuantizedGraph, report: UnitReport) => void;
-  /** Units already finished by an earlier run (resumption): they are skipped. */
+  /**
+   * Called when a unit is finished (checkpointing): `q` is the model quantized so far, `finished`
+   * the quantizers this unit finished, `report` undefined for a unit with nothing to train.
+   */
+  onUnitDone?: (index: number, q: QuantizedGraph, report: UnitReport | undefined, finished: QuantizedGraph) => void;
+  /**
+   * Units already finished by an earlier run (resumption): they are skipped and `initial` must hold
+   * their finished quantizers. Nothing random is carried from unit to unit (each unit seeds from
+   * (seed, unit index) alone), so a resumed run ends with the bits of an uninterrupted one.
+   */
   startUnit?: number;
 }
 
@@ -219,6 +226,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     if (ui < (o.startUnit ?? 0) || !ug.trainable.length) {
       for (const w of ug.weights) finalWeights.set(w.layer, weights.get(w.layer)!);
       for (const a of ug.acts) finalActs.add(a);
+      if (ui >= (o.startUnit ?? 0)) o.onUnitDone?.(ui, current(), undefined, { weights: [], acts: [] });
       continue;
     }
     // Inputs and target: FP values, and the input as the model quantized so far computes it.
@@ -250,12 +258,14 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     }
     if (res.cancelled || o.signal?.aborted) throw new AbortError();
     let pk = 0;
+    const finished: QuantizedGraph = { weights: [], acts: ug.acts };
     for (const w of ug.weights) {
       const t = g.initializers.get(w.weight)!;
       const codes = hardCodes(w, t.data, res.params[pk++], t.dims);
       const done = { ...w, codes };
       weights.set(w.layer, done);
       finalWeights.set(w.layer, done);
+      finished.weights.push(done);
     }
     for (const a of ug.acts) {
       a.params.scale[0] = res.params[pk++][0];
@@ -267,7 +277,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
       lossStart: curve[0]?.recLoss ?? 0, lossEnd: curve[curve.length - 1]?.recLoss ?? 0, curve, cacheBytes, cacheDtype: dtype,
     };
     reports.push(report);
-    o.onUnitDone?.(ui, current(), report);
+    o.onUnitDone?.(ui, current(), report, finished);
   }
   // Anything no unit touched (cannot happen for planned quantizers, but keep them) stays as initialised.
   for (const [layer, w] of weights) if (!finalWeights.has(layer)) finalWeights.set(layer, w);
