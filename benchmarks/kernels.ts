@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { native } from '../lib/native';
+import { bestSeconds, fillPattern as fill } from '../lib/bench/measure';
 
 export interface KernelBenchOptions {
   quick?: boolean;
@@ -85,29 +86,6 @@ function packageRoot(): string {
     dir = up;
   }
   return dir;
-}
-
-function fill(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2147483648 - 1;
-  }
-  return a;
-}
-
-/**
- * Best seconds per call of run(reps) (which returns the total native seconds of `reps` calls): one
- * call to calibrate and warm up, then `rounds` rounds of ~budget seconds each.
- */
-function bestSeconds(run: (reps: number) => number, budget: number, rounds: number): number {
-  const first = run(1);
-  if (first * rounds >= budget * 2) return first; // slow (scalar on big layers): one timed call is enough
-  const reps = Math.max(1, Math.round(budget / Math.max(first, 1e-7)));
-  let best = first;
-  for (let r = 0; r < rounds; r++) best = Math.min(best, run(reps) / reps);
-  return best;
 }
 
 const r1 = (x: number) => Math.round(x * 10) / 10;

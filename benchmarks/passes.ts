@@ -6,22 +6,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Model } from '../lib/engine/model';
+import { bestRatesAlternating } from '../lib/bench/measure';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SHARED = path.resolve(ROOT, '..', 'shared', 'fixtures', 'models');
-
-function rate(fn: () => unknown, seconds: number): number {
-  fn();
-  let n = 0;
-  const t0 = process.hrtime.bigint();
-  let el = 0;
-  while (el < seconds) {
-    fn();
-    n++;
-    el = Number(process.hrtime.bigint() - t0) / 1e9;
-  }
-  return n / el;
-}
 
 const rows: { model: string; raw: number; canonical: number; ratio: number }[] = [];
 for (const name of ['resnet20', 'mobilenetv2', 'vit', 'vit-opset17', 'vgg', 'pointnet']) {
@@ -30,11 +18,7 @@ for (const name of ['resnet20', 'mobilenetv2', 'vit', 'vit-opset17', 'vgg', 'poi
   const raw = Model.load(file, { raw: true }), canon = Model.load(file);
   const x = new Float32Array(raw.inputShapeFor(32).reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
   const pr = raw.program(32), pc = canon.program(32);
-  let r = 0, c = 0;
-  for (let round = 0; round < 3; round++) {
-    r = Math.max(r, 32 * rate(() => pr.runSync([x]), 1));
-    c = Math.max(c, 32 * rate(() => pc.runSync([x]), 1));
-  }
+  const [r, c] = bestRatesAlternating([() => pr.runSync([x]), () => pc.runSync([x])], 1, 3).map((v) => 32 * v);
   rows.push({ model: name, raw: r, canonical: c, ratio: c / r });
   console.log(`${name}: raw ${r.toFixed(0)} img/s, canonical ${c.toFixed(0)} img/s, ×${(c / r).toFixed(2)}`);
 }

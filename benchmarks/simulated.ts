@@ -13,24 +13,12 @@ import { discoverBlocks } from '../lib/graph/blocks';
 import { calibrateActivations, calibrateWeights } from '../lib/quant/calibrate';
 import { planQuantization } from '../lib/quant/plan';
 import { simulatedGraph } from '../lib/quant/simulate';
+import { bestRatesAlternating } from '../lib/bench/measure';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SHARED = path.resolve(ROOT, '..', 'shared', 'fixtures');
 
 export interface SimRow { model: string; threads: number; fp: number; simulated: number; overhead: number; calibImagesPerSecond: number }
-
-async function rate(fn: () => unknown, seconds: number): Promise<number> {
-  fn();
-  let n = 0;
-  const t0 = process.hrtime.bigint();
-  let el = 0;
-  while (el < seconds) {
-    fn();
-    n++;
-    el = Number(process.hrtime.bigint() - t0) / 1e9;
-  }
-  return n / el;
-}
 
 export async function runSimulatedBenchmarks(opts: { quick?: boolean } = {}): Promise<SimRow[]> {
   const names = fs.existsSync(SHARED) ? ['resnet20', 'mobilenetv2', 'vit', 'vgg'] : ['resnet20'];
@@ -51,11 +39,7 @@ export async function runSimulatedBenchmarks(opts: { quick?: boolean } = {}): Pr
     for (const threads of [1, 2]) {
       const pf = model.program(32, { threads }), ps = sim.program(32, { threads });
       // Alternate short rounds and keep the best of each, so load spikes hit both alike.
-      let fp = 0, simulated = 0;
-      for (let round = 0; round < 3; round++) {
-        fp = Math.max(fp, 32 * (await rate(() => pf.runSync([x]), opts.quick ? 0.3 : 1)));
-        simulated = Math.max(simulated, 32 * (await rate(() => ps.runSync([x]), opts.quick ? 0.3 : 1)));
-      }
+      const [fp, simulated] = bestRatesAlternating([() => pf.runSync([x]), () => ps.runSync([x])], opts.quick ? 0.3 : 1, 3).map((r) => 32 * r);
       rows.push({ model: name, threads, fp, simulated, overhead: fp / simulated - 1, calibImagesPerSecond: sub.indices.length / calibSeconds });
       console.log(`${name} threads ${threads}: FP ${fp.toFixed(0)} img/s, W8A8 simulated ${simulated.toFixed(0)} img/s, overhead ${(100 * (fp / simulated - 1)).toFixed(1)} %, calibration ${(sub.indices.length / calibSeconds).toFixed(0)} img/s`);
     }

@@ -6,10 +6,13 @@
 import packptq from '../dist/lib/index.js';
 
 export const {
+  loadModel,
   Model,
   evaluate,
   quantize,
   METHODS,
+  analyze,
+  exportModel,
   loadDataset,
   loadDatasetAsync,
   makeDataset,
@@ -17,6 +20,7 @@ export const {
   IMAGENET_PRESET,
   exportQdq,
   writeQdqModel,
+  renderHtmlReport,
   PackPtqError,
   OnnxDecodeError,
   ExternalDataError,

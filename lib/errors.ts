@@ -2,6 +2,7 @@
  * Every error packptq raises on purpose is a PackPtqError with a stable `code`, so callers can
  * branch on the code instead of parsing messages. Messages name the file, node or option at fault.
  */
+/** The stable `code` of every {@link PackPtqError}; branch on it rather than on messages. */
 export type ErrorCode =
   | 'ONNX_DECODE'
   | 'ONNX_EXTERNAL_DATA'
@@ -15,7 +16,9 @@ export type ErrorCode =
   | 'IO'
   | 'ABORT_ERR';
 
+/** Base class of every error packptq raises on purpose. `name` is the subclass's name. */
 export class PackPtqError extends Error {
+  /** Stable machine-readable code (see {@link ErrorCode}). */
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options as ErrorOptions);

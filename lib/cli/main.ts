@@ -11,6 +11,9 @@ import { registerEval } from './eval';
 import { registerInspect } from './inspect';
 import { registerQuantize } from './quantize';
 import { registerAnalyze } from './analyze';
+import { registerReport } from './report';
+import { registerBench } from './bench';
+import { registerExport } from './export';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -20,11 +23,22 @@ export function buildProgram(): Command {
   const program = new Command('packptq')
     .description('Post-training quantization of ONNX models on CPU (Pack-PTQ, BRECQ, QDrop, AdaRound).')
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Exit codes: 0 success; 1 the work failed; 2 bad usage (unknown option, bad value, [BAD_OPTION]).
+
+Examples:
+  packptq inspect test/fixtures/resnet20.onnx
+  packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 --w-bits 4 --a-bits 4 --out w4a4.onnx
+  packptq bench test/fixtures/resnet20.onnx --json
+  packptq <command> --help`);
   registerEval(program);
   registerInspect(program);
   registerQuantize(program);
   registerAnalyze(program);
+  registerReport(program);
+  registerBench(program);
+  registerExport(program);
   return program;
 }
 

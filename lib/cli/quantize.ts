@@ -10,6 +10,7 @@ import { BadOptionError } from '../errors';
 import { nonNegative, numberList, positiveInt, probability } from './options';
 import { progressReporter } from './progress';
 import { buildReport, writeJsonAtomic } from '../report/json';
+import { RunReport, writeHtmlReport } from '../report/html';
 
 function bits(name: string) {
   return (v: string): number => {
@@ -41,9 +42,10 @@ export interface QuantizeCliOptions {
   calib: string; calibLabels?: string; eval?: string; labels?: string; mean?: number[]; std?: number[];
   wBits: number; aBits: number; method: string; init: string; percentile?: number; firstLast: '8bit' | 'target';
   layerBits?: LayerBitsRule[]; exclude?: string[]; perTensor?: boolean; split?: boolean; blocks?: string[];
-  mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string;
-  iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; quiet?: boolean;
+  mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string; html?: string;
+  iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; cache?: 'fp32' | 'fp16'; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
+  runDir?: string; overwriteRunDir?: boolean;
 }
 
 export function addQuantOptions(cmd: Command): Command {
@@ -79,6 +81,7 @@ export function addQuantOptions(cmd: Command): Command {
     .option('--drop-prob <p>', 'QDrop dropping probability (default: 0.5 for qdrop, 0 otherwise)', probability('--drop-prob'))
     .option('--lr-round <x>', 'Adam learning rate of the rounding variables', nonNegative('--lr-round'), 3e-3)
     .option('--lr-act <x>', 'Adam learning rate of the activation steps (cosine-decayed)', nonNegative('--lr-act'), 4e-5)
+    .addOption(new Option('--cache <dtype>', 'storage of the reconstruction cache (unit inputs and targets): fp16 halves its memory').choices(['fp32', 'fp16']).default('fp32'))
     .option('--mixed-precision', 'packptq: choose a width per pack from the target\'s candidates (3→2,3,4; 4→3,4,6; 6→4,6,8) under --budget-bits')
     .option('--budget-bits <w[/a]>', 'average weight bits allowed (and optionally activation bits), default (mid+high)/2, e.g. 3.5 for W3A3', budget)
     .addOption(new Option('--mp-rule <rule>', 'exact multiple-choice knapsack, or the release\'s greedy rule').choices(['exact', 'greedy']).default('exact'))
@@ -95,12 +98,20 @@ export function registerQuantize(program: Command): void {
     .addOption(new Option('--method <name>', 'rtn: calibrated round-to-nearest; adaround: layer-wise reconstruction; brecq: block-wise; qdrop: block-wise with dropping; packptq: Hessian-guided packs, pack-wise').choices([...METHODS]).default('rtn'))
     .option('--out <file>', 'write the quantized model as QDQ ONNX')
     .option('--report <file>', 'write the run report (JSON: plan, scores, packs, bits, loss curves, accuracy, times)')
+    .option('--html <file>', 'write the run report as one self-contained HTML page (charts of scores, packs, bits, loss curves, times); see also `packptq report`')
+    .option('--run-dir <dir>', 'keep the run\'s state in DIR (checkpoint after calibration, scoring and every unit); rerunning the same command resumes it where it stopped')
+    .option('--overwrite-run-dir', 'discard a --run-dir made with other options or another model instead of refusing it')
     .addHelpText('after', `
 Examples:
   packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
       --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
       --w-bits 4 --a-bits 8 --method rtn --init mse --out resnet20-w4a8.onnx
-  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json`)
+  packptq quantize model.onnx --calib calib.npy --w-bits 8 --a-bits 8 --exclude "/head/*" --json
+  packptq quantize test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz \\
+      --eval test/fixtures/test-2000-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 \\
+      --w-bits 3 --a-bits 3 --method packptq --mixed-precision --report run.json --html run.html
+  packptq quantize model.onnx --calib calib.npy --method qdrop --run-dir runs/qdrop   # rerun to resume after a kill
+  packptq export --run-dir runs/qdrop --out model-qdrop.onnx`)
     .action(async (file: string, o: QuantizeCliOptions) => {
       const r = await runQuantize(file, o);
       print(r, o);
@@ -115,17 +126,25 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
   const progress = progressReporter({ quiet: o.quiet });
   const result = await quantize(model, {
     mixedPrecision: o.mixedPrecision, budgetBits: o.budgetBits?.w, budgetActBits: o.budgetBits?.a, mpRule: o.mpRule, scoreForm: o.scoreForm,
-    iters: o.iters, lambda: o.lambda, dropProb: o.dropProb, lrRound: o.lrRound, lrAct: o.lrAct, onProgress: progress.onProgress,
+    iters: o.iters, lambda: o.lambda, dropProb: o.dropProb, lrRound: o.lrRound, lrAct: o.lrAct, cacheDtype: o.cache === 'fp16' ? 'float16' : 'float32', onProgress: progress.onProgress,
     method: o.method as 'rtn', init: o.init as 'mse', percentile: o.percentile, wBits: o.wBits, aBits: o.aBits,
     firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude, weightGranularity: o.perTensor ? 'tensor' : 'channel',
     split: o.split, blockPrefixes: o.blocks, calib, eval: evalSet, calibSize: o.calibSize, actCalibSize: o.actCalibSize, actSearch: o.actSearch, seed: o.seed, batch: o.batch, threads: o.threads,
+    runDir: o.runDir, overwriteRunDir: o.overwriteRunDir,
   });
   progress.stop();
   if (o.out) {
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
   }
-  if (o.report) writeJsonAtomic(o.report, buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } }));
+  if (o.report || o.html) {
+    const built = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
+    const report = o.runDir ? { ...built, runDir: o.runDir, resumedFromUnit: result.resumedFromUnit ?? null } : built;
+    if (o.report) writeJsonAtomic(o.report, report);
+    // Rendered from the report as JSON carries it (NaN → null, undefined dropped), so the page is
+    // byte for byte what `packptq report` makes from the --report file.
+    if (o.html) writeHtmlReport(o.html, JSON.parse(JSON.stringify(report)) as RunReport);
+  }
   return { result, file, out: o.out };
 }
 
@@ -138,7 +157,9 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     layers: r.plan.layers.length, activationQuantizers: r.plan.acts.length, seconds: r.seconds, out,
     pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
     report: o.report,
-    units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
+    html: o.html,
+    ...(o.runDir ? { runDir: o.runDir, resumedFromUnit: r.resumedFromUnit ?? null, unitCount: r.unitCount } : {}),
+    units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd, cacheBytes: u.cacheBytes, cacheDtype: u.cacheDtype })),
   };
   if (o.json) {
     process.stdout.write(JSON.stringify(summary) + '\n');
@@ -156,10 +177,14 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     lines.push(`packs        ${r.pack.packs.map((p) => `[${p.join(',')}]`).join(' ')} (${r.pack.form} score)`);
     if (r.pack.bits) lines.push(`pack bits    ${r.pack.bits.join(' ')} (budget ${r.pack.budgetBits} average weight bits, ${r.pack.mpRule})`);
   }
-  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}`);
+  if (r.resumedFromUnit !== undefined) lines.push(`resumed      ${o.runDir}: ${r.resumedFromUnit} of ${r.unitCount} units restored from checkpoints, not recomputed`);
+  for (const u of r.units) lines.push(`  unit ${u.name}: ${u.iters} iterations in ${u.seconds.toFixed(1)} s, loss ${u.lossStart.toPrecision(4)} → ${u.lossEnd.toPrecision(4)}${u.cacheBytes ? `, cache ${(u.cacheBytes / 2 ** 20).toFixed(1)} MiB ${u.cacheDtype}` : ''}`);
+  const cached = r.units.filter((u) => u.cacheBytes);
+  if (cached.length) lines.push(`cache        largest unit ${(Math.max(...cached.map((u) => u.cacheBytes)) / 2 ** 20).toFixed(1)} MiB (${cached[0].cacheDtype}; --cache fp16 halves it)`);
   if (r.fp) lines.push(`FP top-1     ${pct(r.fp.accuracy)} (${r.fp.samples} samples)`);
   if (r.quant) lines.push(`quant top-1  ${pct(r.quant.accuracy)}`);
   lines.push(`time         ${r.seconds.toFixed(1)} s`);
   if (out) lines.push(`wrote        ${out}`);
+  if (o.html) lines.push(`wrote        ${o.html}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

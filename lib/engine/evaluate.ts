@@ -3,28 +3,42 @@ import { AbortError, BadDataError, expected } from '../errors';
 import { Dataset, fitToInput } from '../data/dataset';
 import { Model } from './model';
 
+/** Options of {@link evaluate}. */
 export interface EvaluateOptions {
+  /** Samples per native call (default 32; the last batch is zero-padded). */
   batch?: number;
+  /** Threads of the native kernels (default 1). */
   threads?: number;
+  /** Force an instruction set: 'scalar' | 'avx2' | 'avx512' (default: the best this CPU runs). */
   isa?: string;
+  /** Cancels between batches: the promise rejects with an AbortError (code `ABORT_ERR`). */
   signal?: AbortSignal;
   /** Called after each batch with the number of samples done. */
   onProgress?: (done: number, total: number) => void;
 }
 
+/** What {@link evaluate} measured. */
 export interface EvaluateResult {
+  /** The model's file (or name). */
   model: string;
+  /** Samples evaluated. */
   samples: number;
   /** Top-1 accuracy as a fraction, or null when the data set has no labels. */
   accuracy: number | null;
+  /** Correctly classified samples, or null without labels. */
   correct: number | null;
+  /** Wall time of the run. */
   seconds: number;
+  /** samples / seconds. */
   imagesPerSecond: number;
+  /** Threads and batch used. */
   threads: number;
   batch: number;
+  /** The instruction set the kernels ran. */
   isa: string;
 }
 
+/** Index of the largest value of each row of a rows × classes matrix (top-1 predictions). */
 export function argmaxRows(logits: Float32Array, rows: number, classes: number): Int32Array {
   const out = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
@@ -38,6 +52,15 @@ export function argmaxRows(logits: Float32Array, rows: number, classes: number):
 /**
  * Runs every sample through the model. Every batch has the same size (the last one is padded with
  * zeros and the padding's outputs dropped), so one compiled Program serves the whole run.
+ */
+/**
+ * Top-1 accuracy and throughput of a model over a data set.
+ *
+ * @example
+ * ```js
+ * const r = await evaluate(model, loadDataset({ data: 'test-2000-images-idx3-ubyte.gz', mean: [0.286], std: [0.353] }), { threads: 2 });
+ * console.log(r.accuracy, r.imagesPerSecond);
+ * ```
  */
 export async function evaluate(model: Model, ds: Dataset, opts: EvaluateOptions = {}): Promise<EvaluateResult> {
   const batch = opts.batch ?? 32;

@@ -13,6 +13,7 @@ import { OnnxModel } from '../onnx/schema';
 import { lower } from './lower';
 import { NativeProgram } from './program';
 
+/** How a model's native Program is compiled. */
 export interface CompileOptions {
   /** Threads inside the kernels (default 1). */
   threads?: number;
@@ -20,17 +21,24 @@ export interface CompileOptions {
   isa?: string;
 }
 
+/** Options of Model.load / loadModel. */
 export interface LoadOptions {
   /** Run the graph as decoded, without the canonicalising passes (for comparisons). */
   raw?: boolean;
 }
 
+/**
+ * A loaded ONNX model, ready to run, evaluate and quantize. Get one with {@link loadModel}
+ * (asynchronous) or `Model.load` (synchronous).
+ */
 export class Model {
   /** The graph as decoded from the file. */
   readonly original: Graph;
   /** The canonical graph (lib/graph/passes) that runs and is quantized. */
   readonly graph: Graph;
+  /** The model's data input (initializers listed as inputs excluded). */
   readonly input: ValueInfo;
+  /** The first graph output: the logits evaluate and quantize read. */
   readonly output: ValueInfo;
   private readonly programs = new Map<string, NativeProgram>();
 
@@ -46,10 +54,15 @@ export class Model {
     if (!this.input.shape || this.input.shape.length < 1) throw new UnsupportedModelError(`${file}: input "${this.input.name}" has no declared shape`);
   }
 
+  /**
+   * Reads and decodes a model file synchronously (see loadModel for the asynchronous form).
+   * @throws IoError, OnnxDecodeError, UnsupportedOpError, UnsupportedModelError, naming the file.
+   */
   static load(file: string, opts: LoadOptions = {}): Model {
     return new Model(file, loadModelFile(file), opts);
   }
 
+  /** A model from ONNX bytes already in memory; `name` appears in error messages and as `file`. */
   static fromBytes(bytes: Uint8Array, name = '<bytes>', opts: LoadOptions = {}): Model {
     return new Model(name, decodeModel(bytes, name), opts);
   }
@@ -69,6 +82,7 @@ export class Model {
     return new NativeProgram({ ...lower(s), isa: opts.isa, threads: opts.threads ?? 1 }, this.file);
   }
 
+  /** The file's base name. */
   get name(): string {
     return path.basename(this.file);
   }

@@ -10,28 +10,49 @@ import { calibrateActivations, calibrateWeights, checkInit, InitMethod } from '.
 import { PlanOptions, planQuantization } from '../quant/plan';
 import { mixedPrecision, ProgressEvent, QuantizeOptions } from './quantize';
 
+/** Options of {@link analyze}: the target widths and quantizer placement (as in quantize) plus the calibration and scoring settings. */
 export interface AnalyzeOptions extends PlanOptions, DiscoverOptions {
+  /** Calibration samples. */
   calib: Dataset;
+  /** Calibration samples used, a seeded random choice (default 1024). */
   calibSize?: number;
+  /** Seed of the calibration subset (default 0): same seed, same result. */
   seed?: number;
+  /** Batch size (default 32). */
   batch?: number;
+  /** Threads of the native kernels (default 1). */
   threads?: number;
+  /** Initial quantizer ranges: `mse` (default), `minmax`, `percentile`. */
   init?: InitMethod;
+  /** Which score form packs and allocates: `paper` (default) or the release's per-element `release`. */
   scoreForm?: ScoreForm;
+  /** Also choose one width per pack (needs wBits === aBits of 3, 4 or 6). */
   mixedPrecision?: boolean;
+  /** Average weight bits allowed (default (mid + high)/2 of the candidates, e.g. 3.5 for W3A3). */
   budgetBits?: number;
+  /** Optional average activation bits allowed. */
   budgetActBits?: number;
+  /** Exact multiple-choice knapsack (default) or the release's greedy rule. */
   mpRule?: 'exact' | 'greedy';
+  /** Cancels the run: AbortError (code `ABORT_ERR`). */
   signal?: AbortSignal;
+  /** Progress: `calibrate` then `score` events (done/total calibration samples). */
   onProgress?: (e: ProgressEvent) => void;
 }
 
+/** What {@link analyze} found. */
 export interface AnalyzeResult {
+  /** The blocks discovered, in network order, with their layers. */
   blocks: { name: string; layers: string[] }[];
+  /** One score per block: S_b (`score`), Ω_b (`omega`) and their parts. */
   scores: BlockScore[];
+  /** Consecutive blocks grouped into packs, as block indices. */
   packs: number[][];
+  /** With mixedPrecision: the width of each pack (weights and activations). */
   bits?: number[];
+  /** With mixedPrecision: the average weight bits budget applied. */
   budgetBits?: number;
+  /** Wall time. */
   seconds: number;
 }
 

@@ -14,40 +14,81 @@ import { InitMethod, calibrateActivations, calibrateWeights, checkInit } from '.
 import { PlanOptions, QuantPlan, planQuantization } from '../quant/plan';
 import { simulatedGraph } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
-import { UnitReport, reconstructModel } from '../recon/reconstruct';
+import { CacheDtype, UnitReport, reconstructModel } from '../recon/reconstruct';
+import { reconUnits } from '../recon/units';
 import { BlockScore, ScoreForm, blockScores } from '../pack/score';
 import { packBlocks } from '../pack/packing';
 import { CANDIDATES, allocateBits } from '../pack/bits';
 import { Structure } from '../graph/blocks';
+import { RunDir, MANIFEST_FORMAT, RunManifest, graphDigest, resultOptions, subsetDigest } from './run-dir';
+import { Subset } from '../data/subset';
+import * as path from 'path';
 
+/**
+ * The quantization methods, in order of cost: calibrated round-to-nearest, then reconstruction
+ * layer by layer (AdaRound), block by block (BRECQ), with dropping (QDrop), by packs (Pack-PTQ).
+ */
 export const METHODS = ['rtn', 'adaround', 'brecq', 'qdrop', 'packptq'] as const;
+/** One of {@link METHODS}. */
 export type Method = (typeof METHODS)[number];
 
+/**
+ * What `onProgress` receives while a long call runs. Events of one phase come in order with
+ * `done` growing to `total`; `reconstruct` events repeat per unit.
+ *
+ * @example
+ * ```js
+ * onProgress: (e) => console.log(`${e.phase} ${e.unit ?? ''} ${e.done}/${e.total} loss=${e.loss} eta=${e.eta}s`)
+ * ```
+ */
 export interface ProgressEvent {
+  /**
+   * The step running: `calibrate` (activation ranges), `score` (Pack-PTQ block scores),
+   * `reconstruct` (a unit's optimisation), `evaluate` (FP then quantized accuracy), `export`.
+   */
   phase: 'calibrate' | 'evaluate' | 'reconstruct' | 'score' | 'export';
+  /**
+   * Work done in this phase: calibration samples, samples through the block scoring, evaluated
+   * samples (FP and quantized together), or, in `reconstruct`, the iteration reached in the current unit.
+   */
   done: number;
+  /** The phase's (or, in `reconstruct`, the unit's) total of the same count; `done === total` at its end. */
   total: number;
+  /** `reconstruct` only: the unit being reconstructed (a layer, block or pack name). */
   unit?: string;
+  /** `reconstruct` only: 0-based index of the unit in network order. */
   unitIndex?: number;
+  /** `reconstruct` only: how many units the run reconstructs. */
   units?: number;
+  /** `reconstruct` only: the unit's current reconstruction loss (squared output error, without the rounding regulariser). */
   loss?: number;
+  /** `reconstruct` only: estimated seconds left in the current unit. */
   eta?: number;
 }
 
+/** Options of {@link quantize}. Every option is checked before any work starts (BadOptionError). */
 export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
+  /** How to quantize (default `rtn`); see {@link METHODS}. */
   method?: Method;
+  /** Initial quantizer ranges: `mse` (default, clipping search minimising the L2.4 error), `minmax`, `percentile`. */
   init?: InitMethod;
+  /** Percentile of activation magnitudes kept with `init: 'percentile'` (default 99.99). */
   percentile?: number;
+  /** Calibration samples (labels not needed), from loadDataset / makeDataset. */
   calib: Dataset;
   /** Evaluated before and after quantization when given. */
   eval?: Dataset;
+  /** Calibration samples used: a seeded random choice of this many (default 1024). */
   calibSize?: number;
   /** Calibration samples used for activation ranges (default: all of the calibration subset). */
   actCalibSize?: number;
   /** Activation MSE search on a histogram (default) or exactly. */
   actSearch?: 'histogram' | 'exact';
+  /** Seed of every random choice (calibration subset, reconstruction batches, dropping); default 0. Same seed and threads, same bits. */
   seed?: number;
+  /** Batch size of calibration, reconstruction and evaluation (default 32). */
   batch?: number;
+  /** Threads of the native kernels (default 1). */
   threads?: number;
   /** Reconstruction iterations per unit (default 20000). */
   iters?: number;
@@ -55,8 +96,12 @@ export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
   lambda?: number;
   /** QDrop dropping probability (default 0.5 for qdrop, 0 otherwise). */
   dropProb?: number;
+  /** Adam learning rate of the AdaRound rounding variables (default 3e-3). */
   lrRound?: number;
+  /** Adam learning rate of the activation steps, cosine-annealed to 0 (default 4e-5). */
   lrAct?: number;
+  /** Storage of the reconstruction cache (unit inputs and targets): 'float32' (default) or 'float16' (half the memory). */
+  cacheDtype?: CacheDtype;
   /** Pack-PTQ: score form ('paper' default, or 'release'). */
   scoreForm?: ScoreForm;
   /** Pack-PTQ: pack-level mixed precision. */
@@ -65,10 +110,23 @@ export interface QuantizeOptions extends PlanOptions, DiscoverOptions {
   budgetBits?: number;
   /** Optional budget in average activation bits. */
   budgetActBits?: number;
+  /** Pack bit allocation: exact knapsack (default) or the release's greedy rule. */
   mpRule?: 'exact' | 'greedy';
   /** Pack-PTQ: probability a pack-input element comes from the quantized prefix (default 0.5). */
   inputQuantProb?: number;
+  /**
+   * Run directory (lib/pipeline/run-dir.ts): checkpoints after calibration, scoring and every unit;
+   * an existing one with the same manifest is resumed, one with another manifest refused.
+   */
+  runDir?: string;
+  /** Discard an existing runDir made with other options or another model instead of refusing it. */
+  overwriteRunDir?: boolean;
+  /**
+   * Cancels the run promptly (between batches, and inside a unit's native loop): the promise
+   * rejects with an AbortError (code `ABORT_ERR`).
+   */
   signal?: AbortSignal;
+  /** Called with a {@link ProgressEvent} as the run advances (never in the native inner loop). */
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -81,6 +139,7 @@ export const METHOD_SETTINGS: Record<Exclude<Method, 'rtn'>, { granularity: 'lay
   packptq: { granularity: 'block', dropProb: 0, inputQuantProb: 0.5 },
 };
 
+/** Pack-PTQ's decisions in a quantize result. */
 export interface PackReport {
   scores: BlockScore[];
   form: ScoreForm;
@@ -93,19 +152,29 @@ export interface PackReport {
   mpRule?: 'exact' | 'greedy';
 }
 
+/** What {@link quantize} returns: the quantizers, the simulated model, and what they cost and score. */
 export interface QuantizeResult {
+  /** The method that ran. */
   method: Method;
+  /** Which layers and activations are quantized, at which widths (after mixed precision). */
   plan: QuantPlan;
+  /** The final quantizers: integer weight codes with per-channel scales, activation scales (what exportModel writes). */
   quantized: QuantizedGraph;
   /** The canonical graph with quantized weights and FakeQuant activations. */
   simulated: Graph;
+  /** FP accuracy on `eval`, when given. */
   fp?: EvaluateResult;
+  /** Accuracy of the simulated quantized model on `eval`, when given. */
   quant?: EvaluateResult;
+  /** Average weight width over quantized-layer weights (FP-kept layers count as 32). */
   avgWeightBits: number;
+  /** Average width of the activation quantizers. */
   avgActBits: number;
   /** Bytes of the deployed weights: quantized layers at their widths + their scales/zero points + other float parameters. */
   weightBytes: number;
+  /** Bytes of the same parameters in float32. */
   fpWeightBytes: number;
+  /** Wall time of the whole run. */
   seconds: number;
   /** Per reconstructed unit: iterations, time, loss at start and end, loss curve. */
   units: UnitReport[];
@@ -113,6 +182,13 @@ export interface QuantizeResult {
   pack?: PackReport;
   /** Seconds per phase. */
   times: Record<string, number>;
+  /**
+   * With a run directory that held an earlier run's state: the unit reconstruction resumed at (units
+   * before it were restored, not recomputed; equal to the unit count when the run had finished).
+   */
+  resumedFromUnit?: number;
+  /** With a run directory: the number of units of the run. */
+  unitCount?: number;
 }
 
 export function checkMethod(m: string): asserts m is Method {
@@ -161,6 +237,27 @@ export function sizeReport(g: Graph, plan: QuantPlan, q: QuantizedGraph): { avgW
   return { avgWeightBits: wCount ? wBitsSum / wCount : 32, avgActBits, weightBytes: bytes, fpWeightBytes: fpBytes };
 }
 
+/**
+ * Quantizes a model's weights and activations with one of {@link METHODS}: places the quantizers,
+ * calibrates them on `calib`, reconstructs unit by unit (all methods but `rtn`), freezes the rounding,
+ * and evaluates the FP and quantized models on `eval` when given. Long work runs on native threads.
+ *
+ * @param model - A loaded FP32 model ({@link loadModel}).
+ * @param o - {@link QuantizeOptions}; `wBits`, `aBits` and `calib` are required.
+ * @returns A {@link QuantizeResult}; write it with {@link exportModel}.
+ * @throws BadOptionError (before any work) for a bad option; AbortError (code `ABORT_ERR`) when
+ *   `signal` fires; BadDataError / ShapeMismatchError when the data does not fit the model.
+ *
+ * @example
+ * ```js
+ * const ac = new AbortController();
+ * const r = await quantize(model, {
+ *   method: 'qdrop', wBits: 4, aBits: 4, calib, eval: test, iters: 20000, threads: 2, signal: ac.signal,
+ *   onProgress: (e) => console.log(e.phase, e.unit, e.done, e.total, e.loss, e.eta),
+ * });
+ * console.log(r.fp.accuracy, r.quant.accuracy, r.avgWeightBits);
+ * ```
+ */
 export async function quantize(model: Model, o: QuantizeOptions): Promise<QuantizeResult> {
   validateQuantizeOptions(o);
   const t0 = process.hrtime.bigint();
@@ -184,41 +281,57 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
       onProgress: (e) => o.onProgress?.({ phase: 'calibrate', done: e.done, total: e.total }),
     }),
   });
-  let quantized = await initialise(plan);
-  lap('calibrate');
-  let units: UnitReport[] = [];
-  let pack: PackReport | undefined;
-  let packs: number[][] | undefined;
-  if (method === 'packptq' && structure.blocks.length) {
+  const { run, resumed } = o.runDir
+    ? RunDir.open(o.runDir, runManifest(model, o, calib), { overwrite: o.overwriteRunDir })
+    : { run: undefined, resumed: false };
+  const settings = method === 'rtn' ? undefined : METHOD_SETTINGS[method];
+  let pack: PackReport | undefined = run?.pack();
+  const stored = run?.calibration();
+  let quantized: QuantizedGraph | undefined = stored?.quantized;
+  if (method === 'packptq' && structure.blocks.length && !pack) {
+    const first = quantized ?? await initialise(plan);
+    lap('calibrate');
     const form = o.scoreForm ?? 'paper';
-    const scores = await blockScores(model, structure, quantized, calib, {
+    const scores = await blockScores(model, structure, first, calib, {
       batch, threads, form, signal: o.signal, onProgress: (done, total) => o.onProgress?.({ phase: 'score', done, total }),
     });
-    packs = packBlocks(scores.map((x) => x.score));
+    const packs = packBlocks(scores.map((x) => x.score));
     pack = { scores, form, packs };
-    lap('score');
     if (o.mixedPrecision) {
       const sol = mixedPrecision(model.graph, structure, plan, scores, packs, o);
       pack = { ...pack, bits: sol.bits, budgetBits: sol.budgetBits, budgetActBits: o.budgetActBits, mpRule: o.mpRule ?? 'exact' };
-      const widths = new Map<string, { wBits: number; aBits: number }>();
-      packs.forEach((p, k) => { for (const b of p) for (const l of structure.blocks[b].layers) widths.set(l, { wBits: sol.bits[k], aBits: sol.bits[k] }); });
-      plan = planQuantization(model.graph, structure, { ...o, layerWidths: widths });
-      quantized = await initialise(plan);
-      lap('calibrate');
-    }
+    } else quantized = first;
+    run?.writePack(pack);
+    lap('score');
   }
-  if (method !== 'rtn') {
-    const m = METHOD_SETTINGS[method];
-    const r = await reconstructModel(model, structure, quantized, calib, {
-      granularity: m.granularity, packs, dropProb: o.dropProb ?? m.dropProb, inputQuantProb: o.inputQuantProb ?? m.inputQuantProb,
+  if (pack?.bits) plan = packPlan(model.graph, structure, pack, o);
+  quantized ??= await initialise(plan);
+  lap('calibrate');
+  const unitNames = settings ? reconUnits(model.graph, structure, { granularity: settings.granularity, packs: pack?.packs }).map((u) => u.name) : [];
+  if (run && !stored) run.writeCalibration(quantized, unitNames);
+
+  let units: UnitReport[] = [];
+  let resumedFromUnit: number | undefined;
+  const final = run?.final();
+  if (final) {
+    quantized = final;
+    units = run!.restore(quantized, unitNames).reports;
+    resumedFromUnit = unitNames.length;
+  } else if (settings) {
+    const restored = run?.restore(quantized, unitNames);
+    if (resumed) resumedFromUnit = restored?.done ?? 0;
+    const r = await reconstructModel(model, structure, restored?.quantized ?? quantized, calib, {
+      granularity: settings.granularity, packs: pack?.packs, dropProb: o.dropProb ?? settings.dropProb, inputQuantProb: o.inputQuantProb ?? settings.inputQuantProb,
       iters: o.iters ?? 20000, batch, lrRound: o.lrRound ?? 3e-3, lrAct: o.lrAct ?? 4e-5, lambda: o.lambda ?? 0.01,
-      seed: o.seed ?? 0, threads, signal: o.signal,
+      seed: o.seed ?? 0, threads, signal: o.signal, cacheDtype: o.cacheDtype, startUnit: restored?.done,
       onProgress: (e) => o.onProgress?.({ phase: 'reconstruct', done: e.iter, total: e.iters, unit: e.unit, unitIndex: e.unitIndex, units: e.units, loss: e.loss, eta: e.eta }),
+      onUnitDone: run && ((index, _q, report, finished) => run.writeUnit({ index, unit: unitNames[index], finished, report })),
     });
     quantized = r.quantized;
-    units = r.units;
+    units = [...(restored?.reports ?? []), ...r.units];
     lap('reconstruct');
-  }
+  } else if (resumed) resumedFromUnit = 0;
+  run?.writeFinal(quantized);
   const simulated = simulatedGraph(model.graph, quantized);
   if (o.signal?.aborted) throw new AbortError();
 
@@ -234,6 +347,25 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     ...sizeReport(model.graph, plan, quantized),
     units, pack, times,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    ...(run ? { resumedFromUnit, unitCount: unitNames.length } : {}),
+  };
+}
+
+/** The plan with pack-level mixed precision: every layer of pack k at pack.bits[k]. */
+export function packPlan(g: Graph, s: Structure, pack: PackReport, o: PlanOptions & DiscoverOptions): QuantPlan {
+  const widths = new Map<string, { wBits: number; aBits: number }>();
+  pack.packs.forEach((p, k) => { for (const b of p) for (const l of s.blocks[b].layers) widths.set(l, { wBits: pack.bits![k], aBits: pack.bits![k] }); });
+  return planQuantization(g, s, { ...o, layerWidths: widths });
+}
+
+/** What determines a quantize run's result, for its run directory. */
+export function runManifest(model: Model, o: QuantizeOptions, calib: Subset): RunManifest {
+  const method = o.method ?? 'rtn';
+  return {
+    format: MANIFEST_FORMAT,
+    model: { file: path.resolve(model.file), digest: graphDigest(model.graph) },
+    calib: { source: o.calib.source, samples: calib.indices.length, digest: subsetDigest(calib) },
+    options: resultOptions(o, method === 'rtn' ? undefined : METHOD_SETTINGS[method]),
   };
 }
 

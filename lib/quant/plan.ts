@@ -23,10 +23,13 @@ export interface LayerBitsRule {
 }
 
 export interface PlanOptions {
+  /** Target weight bits (2-8). */
   wBits: number;
+  /** Target activation bits (2-8). */
   aBits: number;
   /** '8bit' (default): first and last layer at 8 bits; 'target': at the target widths. */
   firstLast?: '8bit' | 'target';
+  /** Per-layer widths by node-name pattern (`*` wildcard), applied in order. */
   layerBits?: LayerBitsRule[];
   /** Node-name patterns of layers kept in floating point. */
   exclude?: string[];

@@ -11,6 +11,7 @@
  *     times a second, cancellable;
  *  4. hard rounding: codes = clamp(⌊W/s⌋ + [V ≥ 0] + z); the learned activation steps are kept.
  */
+import { writeHalf } from './half';
 import { AbortError } from '../errors';
 import { Subset, subsetBatch } from '../data/subset';
 import { Model } from '../engine/model';
@@ -37,7 +38,15 @@ export interface ReconConfig {
   seed: number;
   threads: number;
   warmup?: number;
+  /**
+   * Storage of the cached unit inputs and targets (the calibration set through the FP model and
+   * the quantized prefix): 'float32' (default) or 'float16', half the memory at a rounding of the
+   * cached values to 11 significant bits.
+   */
+  cacheDtype?: CacheDtype;
 }
+
+export type CacheDtype = 'float32' | 'float16';
 
 export interface UnitReport {
   name: string;
@@ -49,6 +58,9 @@ export interface UnitReport {
   lossStart: number;
   lossEnd: number;
   curve: { iter: number; recLoss: number; regLoss: number }[];
+  /** Bytes of this unit's cache (quantized inputs, FP inputs when mixing, FP target) and its storage. */
+  cacheBytes: number;
+  cacheDtype: CacheDtype;
 }
 
 export interface ReconProgressEvent {
@@ -67,9 +79,16 @@ export interface ReconOptions extends ReconConfig {
   packs?: number[][];
   signal?: AbortSignal;
   onProgress?: (e: ReconProgressEvent) => void;
-  /** Called when a unit is finished (checkpointing). */
-  onUnitDone?: (index: number, q: QuantizedGraph, report: UnitReport) => void;
-  /** Units already finished by an earlier run (resumption): they are skipped. */
+  /**
+   * Called when a unit is finished (checkpointing): `q` is the model quantized so far, `finished`
+   * the quantizers this unit finished, `report` undefined for a unit with nothing to train.
+   */
+  onUnitDone?: (index: number, q: QuantizedGraph, report: UnitReport | undefined, finished: QuantizedGraph) => void;
+  /**
+   * Units already finished by an earlier run (resumption): they are skipped and `initial` must hold
+   * their finished quantizers. Nothing random is carried from unit to unit (each unit seeds from
+   * (seed, unit index) alone), so a resumed run ends with the bits of an uninterrupted one.
+   */
   startUnit?: number;
 }
 
@@ -168,19 +187,27 @@ function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Arr
   return codes;
 }
 
-/** Runs `graph` (outputs = `values`) over the calibration subset and concatenates each value. */
-async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, signal?: AbortSignal): Promise<Float32Array[]> {
+/**
+ * Runs `graph` (outputs = `values`) over the calibration subset and concatenates each value, as
+ * float32 or as half bit patterns (converted batch by batch, so no float32 copy of the whole set).
+ */
+async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, dtype: CacheDtype, signal?: AbortSignal): Promise<(Float32Array | Uint16Array)[]> {
   const m = Model.fromGraph(graph, model.file);
   const program = m.captureProgram(batch, values, { threads });
   await yieldToEventLoop();
   const n = calib.indices.length;
   const sizes = program.info.outputShapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
-  const out = sizes.map((s) => new Float32Array(s * n));
+  const out = sizes.map((s) => (dtype === 'float16' ? new Uint16Array(s * n) : new Float32Array(s * n)));
   for (let start = 0; start < n; start += batch) {
     if (signal?.aborted) throw new AbortError();
     const count = Math.min(batch, n - start);
     const res = await program.run([subsetBatch(calib, start, count, batch)]);
-    res.forEach((r, k) => out[k].set(r.subarray(0, sizes[k] * count), start * sizes[k]));
+    res.forEach((r, k) => {
+      const part = r.subarray(0, sizes[k] * count);
+      const dst = out[k];
+      if (dst instanceof Uint16Array) writeHalf(part, dst, start * sizes[k]);
+      else dst.set(part, start * sizes[k]);
+    });
   }
   return out;
 }
@@ -205,12 +232,16 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     if (ui < (o.startUnit ?? 0) || !ug.trainable.length) {
       for (const w of ug.weights) finalWeights.set(w.layer, weights.get(w.layer)!);
       for (const a of ug.acts) finalActs.add(a);
+      if (ui >= (o.startUnit ?? 0)) o.onUnitDone?.(ui, current(), undefined, { weights: [], acts: [] });
       continue;
     }
     // Inputs and target: FP values, and the input as the model quantized so far computes it.
-    const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...unit.inputs], calib, o.batch, o.threads, o.signal);
+    const dtype = o.cacheDtype ?? 'float32';
+    const mixing = o.inputQuantProb < 1;
+    const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...(mixing ? unit.inputs : [])], calib, o.batch, o.threads, dtype, o.signal);
     await yieldToEventLoop();
-    const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, o.signal);
+    const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, dtype, o.signal);
+    const cacheBytes = [fpOut, ...fpIns, ...qIns].reduce((a, t) => a + t.byteLength, 0);
     const shapes = sampleShapes(g, model, unit.inputs);
     const spec = specialize(ug.graph, { inputShapes: Object.fromEntries(unit.inputs.map((n, k) => [n, [o.batch, ...shapes[k]]])) });
     // The differentiable executor runs activations as their own ops: no fused epilogues.
@@ -224,7 +255,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     let res;
     try {
       res = await job.run(
-        { inputsQ: qIns, inputsFp: o.inputQuantProb < 1 ? fpIns : undefined, target: fpOut, samples: calib.indices.length },
+        { inputsQ: qIns, inputsFp: mixing ? fpIns : undefined, target: fpOut, samples: calib.indices.length },
         { iters: o.iters, batch: o.batch, lrRound: o.lrRound, lrAct: o.lrAct, lambda: o.lambda, dropProb: o.dropProb, inputQuantProb: o.inputQuantProb, seed: o.seed + ui, threads: o.threads, warmup: o.warmup ?? 0.2 },
         (p: { iter: number; iters: number; recLoss: number; seconds: number }) => o.onProgress?.({
           unit: unit.name, unitIndex: ui, units: units.length, iter: p.iter, iters: p.iters, loss: p.recLoss,
@@ -237,12 +268,14 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     if (res.cancelled || o.signal?.aborted) throw new AbortError();
     await yieldToEventLoop();
     let pk = 0;
+    const finished: QuantizedGraph = { weights: [], acts: ug.acts };
     for (const w of ug.weights) {
       const t = g.initializers.get(w.weight)!;
       const codes = hardCodes(w, t.data, res.params[pk++], t.dims);
       const done = { ...w, codes };
       weights.set(w.layer, done);
       finalWeights.set(w.layer, done);
+      finished.weights.push(done);
     }
     for (const a of ug.acts) {
       a.params.scale[0] = res.params[pk++][0];
@@ -251,10 +284,10 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     const curve = res.curve.map((c: { iter: number; recLoss: number; regLoss: number }) => ({ iter: c.iter, recLoss: c.recLoss, regLoss: c.regLoss }));
     const report: UnitReport = {
       name: unit.name, kind: unit.kind, layers: unit.layers, iters: res.itersDone, seconds: res.seconds,
-      lossStart: curve[0]?.recLoss ?? 0, lossEnd: curve[curve.length - 1]?.recLoss ?? 0, curve,
+      lossStart: curve[0]?.recLoss ?? 0, lossEnd: curve[curve.length - 1]?.recLoss ?? 0, curve, cacheBytes, cacheDtype: dtype,
     };
     reports.push(report);
-    o.onUnitDone?.(ui, current(), report);
+    o.onUnitDone?.(ui, current(), report, finished);
   }
   // Anything no unit touched (cannot happen for planned quantizers, but keep them) stays as initialised.
   for (const [layer, w] of weights) if (!finalWeights.has(layer)) finalWeights.set(layer, w);

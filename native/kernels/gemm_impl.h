@@ -84,7 +84,17 @@ inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 template <class Cfg>
 inline void pack_a_panel(bool transA, const float* A, long lda, int i0, int mr, int k0, int kc, float* out) {
   constexpr int MR = Cfg::MR;
-  if (!transA) {
+  if (!transA && mr == MR) {
+    // Whole panel: one k at a time across the MR row streams, so each output row of the panel is
+    // written at once (contiguous) instead of MR passes of stride-MR scalar stores. This packing
+    // is as costly as the multiply when the other operand is thin (a conv's weight gradient).
+    const float* src[MR];
+    for (int i = 0; i < MR; ++i) src[i] = A + (long)(i0 + i) * lda + k0;
+    for (int k = 0; k < kc; ++k) {
+      float* dst = out + k * MR;
+      for (int i = 0; i < MR; ++i) dst[i] = src[i][k];
+    }
+  } else if (!transA) {
     for (int i = 0; i < mr; ++i) {
       const float* src = A + (long)(i0 + i) * lda + k0;
       for (int k = 0; k < kc; ++k) out[k * MR + i] = src[k];

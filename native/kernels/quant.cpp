@@ -214,6 +214,49 @@ void quantize_codes(Isa isa, const float* x, int64_t n, const QuantLayout& L, co
   quantize_variant(variant_of(isa), QuantOut::CodesU8, x, n, L, scale, zero, qmin, qmax, q, nullptr, threads);
 }
 
+// ---- LSQ with QDrop's bypass (reconstruction) ------------------------------------------------------
+
+// The scalar reference of quant_impl.h's Q::lsq_forward / lsq_backward: the same arithmetic (round
+// half even of x/s after clamping one step outside the grid, a true division), one lane.
+static float lsq_round_clamped1(float t, float lo, float hi) {
+  t = t == t ? t : 0.f;
+  t = std::min(std::max(t, lo - 1.f), hi + 1.f);
+  return std::nearbyint(t);
+}
+
+void lsq_forward(Isa isa, const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,
+                 float* y, uint8_t* state) {
+  if (const QuantTable* t = quant_table(variant_of(isa))) return t->lsq_forward(x, n, s, lo, hi, base, threshold, y, state);
+  for (int64_t i = 0; i < n; ++i) {
+    if (threshold && drop_hash(base + static_cast<uint32_t>(i)) < threshold) {
+      y[i] = x[i];
+      state[i] = kLsqDropped;
+      continue;
+    }
+    float r = lsq_round_clamped1(x[i] / s, lo, hi);
+    state[i] = r < lo ? kLsqBelow : (r > hi ? kLsqAbove : kLsqInside);
+    r = std::min(std::max(r, lo), hi);
+    y[i] = s * r;
+  }
+}
+
+double lsq_backward(Isa isa, const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo,
+                    float hi, float* gx) {
+  if (const QuantTable* t = quant_table(variant_of(isa))) return t->lsq_backward(x, g, state, n, s, lo, hi, gx);
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] / s;
+    switch (state[i]) {
+      case kLsqInside: total += g[i] * (lsq_round_clamped1(v, lo, hi) - v); break;
+      case kLsqBelow: total += g[i] * lo; break;
+      case kLsqAbove: total += g[i] * hi; break;
+      default: break;
+    }
+    if (gx && state[i] <= kLsqInside) gx[i] += g[i];
+  }
+  return total;
+}
+
 // ---- min / max -----------------------------------------------------------------------------------
 
 static void reference_minmax(const float* x, int64_t n, float* mn, float* mx) {

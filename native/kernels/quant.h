@@ -76,6 +76,34 @@ void quantize_codes(Isa isa, const float* x, int64_t n, const QuantLayout& L, co
 void quantize_codes(Isa isa, const float* x, int64_t n, const QuantLayout& L, const float* scale, const float* zero,
                     int qmin, int qmax, uint8_t* q, int threads = 1);
 
+// ---- LSQ activation quantizer of reconstruction (native/recon), with QDrop's random bypass -------
+// QDrop's per-element coin: element i of a forward step is left unquantized when
+// drop_hash(base + i) < threshold. A 32-bit integer hash (Wellons' lowbias32) rather than a 64-bit
+// one so that the SIMD kernels compute it lane-wise (AVX2 has 32-bit but no 64-bit multiplies).
+inline uint32_t drop_hash(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+// The threshold for a dropping probability p in [0, 1] (0: never drop).
+inline uint32_t drop_threshold(double p) {
+  return p <= 0 ? 0u : (p >= 1 ? 0xffffffffu : static_cast<uint32_t>(p * 4294967296.0));
+}
+// What the forward did with each element, for the backward: kept unquantized (dropped), rounded
+// inside the grid, or clamped at its low / high end.
+enum LsqState : uint8_t { kLsqDropped = 0, kLsqInside = 1, kLsqBelow = 2, kLsqAbove = 3 };
+// y = s·clamp(round_half_even(x/s), lo, hi) (lo = qmin − z, hi = qmax − z), or x where dropped;
+// state[i] records which. threshold 0 disables dropping.
+void lsq_forward(Isa isa, const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,
+                 float* y, uint8_t* state);
+// Straight-through backward: gx[i] += g[i] where the element was not clamped (gx may be null), and
+// returns ∂L/∂s = Σ g·(round(x/s) − x/s) inside + Σ g·lo below + Σ g·hi above (LSQ's step gradient).
+double lsq_backward(Isa isa, const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo,
+                    float hi, float* gx);
+
 // Per-channel min and max, NaN ignored; a channel with no non-NaN element gets +inf / −inf.
 void min_max(Isa isa, const float* x, int64_t n, const QuantLayout& L, float* mins, float* maxs, int threads = 1);
 
@@ -224,6 +252,11 @@ struct QuantTable {
   // err[k] += Σ_j |x_j − x̂_j(s[k], lo[k], hi[k])|^p for k < nc.
   void (*lp_errors)(const float* x, int64_t n, int nc, const float* s, const float* lo, const float* hi, double p,
                     double* err);
+  // The LSQ pair above, over one contiguous span (quant.cpp keeps the scalar reference).
+  void (*lsq_forward)(const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,
+                      float* y, uint8_t* state);
+  double (*lsq_backward)(const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo, float hi,
+                         float* gx);
 };
 extern const QuantTable kQuantAvx2Table;
 extern const QuantTable kQuantAvx512Table;

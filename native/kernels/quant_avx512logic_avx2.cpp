@@ -11,6 +11,7 @@ namespace packptq {
 
 using QLogic = qsimd::Q<16>;
 extern const QuantTable kQuantAvx512LogicTable = {16, QLogic::span, QLogic::rows, QLogic::minmax_span,
-                                                  QLogic::minmax_rows, QLogic::lp_errors};
+                                                  QLogic::minmax_rows, QLogic::lp_errors,
+    QLogic::lsq_forward, QLogic::lsq_backward};
 
 }  // namespace packptq

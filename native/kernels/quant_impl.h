@@ -207,6 +207,99 @@ struct Q {
     }
   }
 
+  // ---- LSQ (reconstruction's activation quantizer) with QDrop's bypass, see quant.h ----
+  using U = typename Vec<uint32_t, W>::type;
+  static U iota() {
+    U v;
+    for (int j = 0; j < W; ++j) v[j] = static_cast<uint32_t>(j);
+    return v;
+  }
+  static U drop_hash_v(U x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+  }
+  // t = x/s rounded after clamping one step outside [lo, hi] (NaN → 0), as offset_mask().
+  static F round_clamped1(F t, F lo, F hi) {
+    t = (t == t) ? t : F{};
+    const F one = splat(1.0f), lo1 = lo - one, hi1 = hi + one;
+    t = t > lo1 ? t : lo1;
+    t = t < hi1 ? t : hi1;
+    const F M = splat(12582912.0f);
+    return (t + M) - M;
+  }
+  static void lsq_forward(const float* x, int64_t n, float s_, float lo_, float hi_, uint32_t base,
+                          uint32_t threshold, float* y, uint8_t* state) {
+    const F s = splat(s_), lo = splat(lo_), hi = splat(hi_);
+    const U lane = iota();
+    for (int64_t i = 0; i < n; i += W) {
+      const int64_t m = n - i < W ? n - i : W;
+      const F xv = m == W ? load(x + i) : load_part(x + i, m, 0.f);
+      F r = round_clamped1(xv / s, lo, hi);
+      const I below = r < lo, above = r > hi;
+      r = below ? lo : r;
+      r = above ? hi : r;
+      F out = s * r;
+      I st = (I{} + 1) + (below & 1) + (above & 2);
+      if (threshold) {
+        const U h = drop_hash_v(lane + static_cast<uint32_t>(base + static_cast<uint32_t>(i)));
+        const I dropped = (I)(h < (U{} + threshold));
+        out = dropped ? xv : out;
+        st = dropped ? I{} : st;
+      }
+      const U8 st8 = __builtin_convertvector(st, U8);
+      if (m == W) {
+        put<true>(y + i, out, sizeof(F));
+        put<true>(state + i, st8, W);
+      } else {
+        put<false>(y + i, out, sizeof(float) * m);
+        put<false>(state + i, st8, m);
+      }
+    }
+  }
+  // Per-lane float sums, flushed into a double every kFlush vectors (fixed order: deterministic).
+  static double lsq_backward(const float* x, const float* g, const uint8_t* state, int64_t n, float s_, float lo_,
+                             float hi_, float* gx) {
+    constexpr int64_t kFlush = 64;
+    const F s = splat(s_), lo = splat(lo_), hi = splat(hi_);
+    double total = 0;
+    F acc = F{};
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i += W) {
+      const int64_t m = n - i < W ? n - i : W;
+      const F xv = m == W ? load(x + i) : load_part(x + i, m, 0.f);
+      const F gv = m == W ? load(g + i) : load_part(g + i, m, 0.f);
+      U8 st8 = U8{};  // padding lanes: dropped, contributing nothing
+      std::memcpy(&st8, state + i, m);
+      const I st = __builtin_convertvector(st8, I);
+      const F t = xv / s;
+      const F r = round_clamped1(t, lo, hi);
+      F c = st == 1 ? gv * (r - t) : F{};
+      c = st == 2 ? gv * lo : c;
+      c = st == 3 ? gv * hi : c;
+      acc += c;
+      if (gx) {
+        const F pass = st <= 1 ? gv : F{};
+        if (m == W) {
+          const F o = load(gx + i) + pass;
+          put<true>(gx + i, o, sizeof(F));
+        } else {
+          for (int64_t j = 0; j < m; ++j) gx[i + j] += pass[j];
+        }
+      }
+      if (++k == kFlush) {
+        for (int j = 0; j < W; ++j) total += acc[j];
+        acc = F{};
+        k = 0;
+      }
+    }
+    for (int j = 0; j < W; ++j) total += acc[j];
+    return total;
+  }
+
   // NaN never wins a comparison, so it never replaces the running value: NaNs are ignored.
   static void minmax_span(const float* x, int64_t n, float* mn, float* mx) {
     F a0 = splat(*mn), a1 = a0, b0 = splat(*mx), b1 = b0;

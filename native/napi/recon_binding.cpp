@@ -1,13 +1,16 @@
 // exports.ReconJob: one unit's reconstruction, run natively on a worker thread.
 //   const job = new ReconJob(desc, { trainable: number[], kinds: ('round'|'act')[] });
-//   job.run({ inputsQ: Float32Array[], inputsFp?: Float32Array[], target: Float32Array, samples },
+//   job.run({ inputsQ: F[], inputsFp?: F[], target: F, samples },   F = Float32Array, or Uint16Array
+//           holding IEEE half bits (the fp16 cache)
 //           { iters, batch, lrRound, lrAct, lambda, betaStart, betaEnd, warmup, dropProb,
 //             inputQuantProb, seed, threads, progressSeconds }, onProgress?) → Promise<{
 //     params: Float32Array[], curve: [{iter, iters, recLoss, regLoss, beta, seconds}],
 //     itersDone, seconds, cancelled }>
 //   job.cancel()   // the loop stops at its next iteration; the promise resolves with cancelled
 // The event loop stays free during the run: progress arrives through the worker's progress queue
-// a few times a second. The data arrays are copied at the call, so callers may drop them.
+// a few times a second. The data arrays are used in place (not copied: the cache exists once, and
+// the event loop is not held up copying it); the worker keeps them alive and callers must not
+// change them until the promise settles.
 #include "napi/recon_binding.h"
 
 #include <atomic>
@@ -39,18 +42,32 @@ double num(const Napi::Object& o, const char* key, double dflt) {
   return d;
 }
 
-std::vector<float> floats(const Napi::Value& v, const std::string& name) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    bad("Expected a Float32Array for " + name);
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+// A cached array: a Float32Array (fp32 cache) or a Uint16Array of IEEE half bits (fp16 cache),
+// used in place. `keep` holds a reference so the memory outlives the run.
+recon::SampleStore store(const Napi::Value& v, const std::string& name, std::vector<Napi::ObjectReference>* keep) {
+  if (!v.IsTypedArray()) bad("Expected a Float32Array or a Uint16Array (fp16 bits) for " + name);
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  recon::SampleStore s;
+  if (t.TypedArrayType() == napi_float32_array) {
+    Napi::Float32Array a = v.As<Napi::Float32Array>();
+    s.f32 = a.Data();
+    s.size = static_cast<int64_t>(a.ElementLength());
+  } else if (t.TypedArrayType() == napi_uint16_array) {
+    Napi::Uint16Array a = v.As<Napi::Uint16Array>();
+    s.f16 = a.Data();
+    s.size = static_cast<int64_t>(a.ElementLength());
+  } else {
+    bad("Expected a Float32Array or a Uint16Array (fp16 bits) for " + name);
+  }
+  keep->push_back(Napi::Persistent(v.As<Napi::Object>()));
+  return s;
 }
 
-std::vector<std::vector<float>> float_list(const Napi::Value& v, const std::string& name) {
-  if (!v.IsArray()) bad("Expected an array of Float32Array for " + name);
+std::vector<recon::SampleStore> store_list(const Napi::Value& v, const std::string& name, std::vector<Napi::ObjectReference>* keep) {
+  if (!v.IsArray()) bad("Expected an array of typed arrays for " + name);
   Napi::Array a = v.As<Napi::Array>();
-  std::vector<std::vector<float>> out;
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(floats(a.Get(i), name + "[" + std::to_string(i) + "]"));
+  std::vector<recon::SampleStore> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(store(a.Get(i), name + "[" + std::to_string(i) + "]", keep));
   return out;
 }
 
@@ -67,8 +84,10 @@ struct Shared {
 
 class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> {
  public:
-  ReconWorker(Napi::Env env, std::shared_ptr<Shared> s, recon::ReconData data, recon::ReconConfig cfg, Napi::Function cb)
-      : Napi::AsyncProgressQueueWorker<recon::ReconProgress>(env), s_(std::move(s)), data_(std::move(data)), cfg_(cfg),
+  ReconWorker(Napi::Env env, std::shared_ptr<Shared> s, recon::ReconData data, std::vector<Napi::ObjectReference> keep,
+              recon::ReconConfig cfg, Napi::Function cb)
+      : Napi::AsyncProgressQueueWorker<recon::ReconProgress>(env), s_(std::move(s)), data_(std::move(data)),
+        keep_(std::move(keep)), cfg_(cfg),
         deferred_(Napi::Promise::Deferred::New(env)) {
     if (!cb.IsEmpty()) cb_ = Napi::Persistent(cb);
   }
@@ -131,6 +150,7 @@ class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> 
 
   std::shared_ptr<Shared> s_;
   recon::ReconData data_;
+  std::vector<Napi::ObjectReference> keep_;  // the JS arrays data_ points into, alive until the worker ends
   recon::ReconConfig cfg_;
   recon::ReconResult res_;
   std::string code_ = "NATIVE";
@@ -186,9 +206,10 @@ class ReconJobWrap : public Napi::ObjectWrap<ReconJobWrap> {
       if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) bad("Expected (data, config[, onProgress]) for ReconJob.run");
       Napi::Object d = info[0].As<Napi::Object>(), c = info[1].As<Napi::Object>();
       recon::ReconData data;
-      data.inputs_q = float_list(d.Get("inputsQ"), "data.inputsQ");
-      if (!d.Get("inputsFp").IsUndefined() && !d.Get("inputsFp").IsNull()) data.inputs_fp = float_list(d.Get("inputsFp"), "data.inputsFp");
-      data.target = floats(d.Get("target"), "data.target");
+      std::vector<Napi::ObjectReference> keep;
+      data.inputs_q = store_list(d.Get("inputsQ"), "data.inputsQ", &keep);
+      if (!d.Get("inputsFp").IsUndefined() && !d.Get("inputsFp").IsNull()) data.inputs_fp = store_list(d.Get("inputsFp"), "data.inputsFp", &keep);
+      data.target = store(d.Get("target"), "data.target", &keep);
       data.samples = static_cast<int64_t>(num(d, "samples", 0));
       recon::ReconConfig cfg;
       cfg.iters = static_cast<int>(num(c, "iters", cfg.iters));
@@ -206,7 +227,7 @@ class ReconJobWrap : public Napi::ObjectWrap<ReconJobWrap> {
       cfg.progress_seconds = num(c, "progressSeconds", cfg.progress_seconds);
       s_->cancel = false;
       Napi::Function cb = info.Length() > 2 && info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
-      auto* w = new ReconWorker(env, s_, std::move(data), cfg, cb);
+      auto* w = new ReconWorker(env, s_, std::move(data), std::move(keep), cfg, cb);
       Napi::Promise p = w->promise();
       w->Queue();
       return p;

@@ -13,6 +13,10 @@
 //   independent of the thread count.
 #include "train/grad_util.h"
 
+#include <type_traits>
+
+#include "kernels/quant.h"
+
 namespace packptq {
 namespace train {
 namespace {
@@ -107,7 +111,8 @@ class AdaRound : public GradOp<T> {
   std::vector<T> floor_;
 };
 
-// splitmix64 finaliser: a well-mixed 64-bit hash, so (seed, step, element) → uniform bits.
+// splitmix64 finaliser: a well-mixed 64-bit hash, so (seed, forward step) → the 32-bit base of
+// that step's per-element coins (kernels/quant.h drop_hash).
 inline uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -115,35 +120,46 @@ inline uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// float runs the SIMD kernels of kernels/quant.h (this op is a quarter of a training step when
+// scalar); double (the gradient checks) runs the same arithmetic in a plain loop.
 template <typename T>
 class LsqQuant : public GradOp<T> {
  public:
-  explicit LsqQuant(const GradInit& op) {
+  explicit LsqQuant(const GradInit& op) : isa_(op.isa) {
     gx::expect_io(op, 2, 2, 1, 1);
     if (numel(op.in_shapes[1]) != 1) op.fail_shape("the step size must be a single value");
     if (op.out_shapes[0] != op.in_shapes[0]) op.fail_shape("output shape must equal the input shape");
     n_ = numel(op.in_shapes[0]);
-    z_ = static_cast<T>(op.attrs.i("zero_point", 0));
-    qmin_ = static_cast<T>(gx::int_attr(op, "qmin"));
-    qmax_ = static_cast<T>(gx::int_attr(op, "qmax"));
+    const T z = static_cast<T>(op.attrs.i("zero_point", 0));
+    const T qmin = static_cast<T>(gx::int_attr(op, "qmin"));
+    const T qmax = static_cast<T>(gx::int_attr(op, "qmax"));
     seed_ = static_cast<uint64_t>(op.attrs.i("seed", 0));
-    if (!(qmin_ < qmax_)) op.fail_unsupported("qmin must be below qmax");
+    if (!(qmin < qmax)) op.fail_unsupported("qmin must be below qmax");
+    if (!(qmin <= z && z <= qmax)) op.fail_unsupported("the zero point must lie in [qmin, qmax]");
+    lo_ = qmin - z;
+    hi_ = qmax - z;
+    state_.resize(static_cast<size_t>(n_));
   }
   void forward(const GradArgs<T>& a) override {
     const T* x = a.in[0];
     const T s = a.in[1][0];
     T* y = a.out[0];
-    step_ = a.step;
-    const uint64_t base = mix(seed_ ^ mix(step_));
-    const uint64_t threshold = drop_ > 0 ? static_cast<uint64_t>(drop_ * 18446744073709551615.0) : 0;
-    for (int64_t i = 0; i < n_; ++i) {
-      if (threshold && mix(base + static_cast<uint64_t>(i)) < threshold) {
-        y[i] = x[i];
-        continue;
+    const uint32_t base = static_cast<uint32_t>(mix(seed_ ^ mix(a.step)));
+    const uint32_t threshold = drop_threshold(drop_);
+    if constexpr (std::is_same<T, float>::value) {
+      lsq_forward(isa_, x, n_, s, lo_, hi_, base, threshold, y, state_.data());
+    } else {
+      for (int64_t i = 0; i < n_; ++i) {
+        if (threshold && drop_hash(base + static_cast<uint32_t>(i)) < threshold) {
+          y[i] = x[i];
+          state_[i] = kLsqDropped;
+          continue;
+        }
+        T r = round_clamped1(x[i] / s);
+        state_[i] = r < lo_ ? kLsqBelow : (r > hi_ ? kLsqAbove : kLsqInside);
+        r = r < lo_ ? lo_ : (r > hi_ ? hi_ : r);
+        y[i] = s * r;
       }
-      T q = std::nearbyint(x[i] / s) + z_;
-      q = q < qmin_ ? qmin_ : (q > qmax_ ? qmax_ : q);
-      y[i] = s * (q - z_);
     }
   }
   void backward(const GradArgs<T>& a) override {
@@ -152,23 +168,19 @@ class LsqQuant : public GradOp<T> {
     const T* g = a.gout[0];
     T* gx_ = a.gin[0];
     T* gs = a.gin[1];
-    const uint64_t base = mix(seed_ ^ mix(step_));
-    const uint64_t threshold = drop_ > 0 ? static_cast<uint64_t>(drop_ * 18446744073709551615.0) : 0;
     double acc = 0;
-    for (int64_t i = 0; i < n_; ++i) {
-      if (threshold && mix(base + static_cast<uint64_t>(i)) < threshold) {
-        if (gx_) gx_[i] += g[i];
-        continue;
-      }
-      const T v = x[i] / s;
-      const T r = std::nearbyint(v) + z_;
-      if (r < qmin_) {
-        acc += double(g[i]) * double(qmin_ - z_);
-      } else if (r > qmax_) {
-        acc += double(g[i]) * double(qmax_ - z_);
-      } else {
-        if (gx_) gx_[i] += g[i];
-        acc += double(g[i]) * double(std::nearbyint(v) - v);
+    if constexpr (std::is_same<T, float>::value) {
+      acc = lsq_backward(isa_, x, g, state_.data(), n_, s, lo_, hi_, gx_);
+    } else {
+      for (int64_t i = 0; i < n_; ++i) {
+        const T v = x[i] / s;
+        switch (state_[i]) {
+          case kLsqInside: acc += g[i] * (round_clamped1(v) - v); break;
+          case kLsqBelow: acc += g[i] * lo_; break;
+          case kLsqAbove: acc += g[i] * hi_; break;
+          default: break;
+        }
+        if (gx_ && state_[i] <= kLsqInside) gx_[i] += g[i];
       }
     }
     if (gs) gs[0] += static_cast<T>(acc);
@@ -180,10 +192,20 @@ class LsqQuant : public GradOp<T> {
   }
 
  private:
+  // round_half_even(t) after clamping t one step outside [lo, hi] (NaN → 0): clamping commutes
+  // with rounding for integer bounds, so r < lo / r > hi say whether round(t) itself is clamped.
+  T round_clamped1(T t) const {
+    t = t == t ? t : T(0);
+    t = t < lo_ - 1 ? lo_ - 1 : (t > hi_ + 1 ? hi_ + 1 : t);
+    return std::nearbyint(t);
+  }
+
+  Isa isa_;
   int64_t n_ = 0;
-  T z_ = 0, qmin_ = 0, qmax_ = 255;
-  uint64_t seed_ = 0, step_ = 0;
+  T lo_ = 0, hi_ = 255;
+  uint64_t seed_ = 0;
   double drop_ = 0;
+  std::vector<uint8_t> state_;
 };
 
 template <typename T>

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "core/error.h"
@@ -42,6 +43,50 @@ inline double rect_sigmoid(double v, double* dh) {
 
 }  // namespace
 
+namespace {
+struct HalfTable {
+  float v[65536];
+  HalfTable() {
+    for (uint32_t h = 0; h < 65536; ++h) {
+      const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+      float f;
+      if (exp == 0) {
+        f = std::ldexp(static_cast<float>(man), -24);  // zero and subnormals: man · 2^-24
+      } else if (exp == 31) {
+        f = man ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+      } else {
+        f = std::ldexp(static_cast<float>(man | 0x400u), static_cast<int>(exp) - 25);
+      }
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      bits |= sign;
+      std::memcpy(&v[h], &bits, 4);
+    }
+  }
+};
+const HalfTable& half_table() {
+  static const HalfTable t;
+  return t;
+}
+}  // namespace
+
+float half_to_float(uint16_t h) { return half_table().v[h]; }
+
+float SampleStore::at(int64_t i) const { return f16 ? half_table().v[f16[i]] : f32[i]; }
+
+void SampleStore::gather(const int64_t* idx, int count, int64_t per, float* dst) const {
+  if (f16) {
+    const float* t = half_table().v;
+    for (int b = 0; b < count; ++b) {
+      const uint16_t* src = f16 + idx[b] * per;
+      float* d = dst + b * per;
+      for (int64_t e = 0; e < per; ++e) d[e] = t[src[e]];
+    }
+  } else {
+    for (int b = 0; b < count; ++b) std::memcpy(dst + b * per, f32 + idx[b] * per, per * sizeof(float));
+  }
+}
+
 ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& kinds, const ReconData& data,
                         const ReconConfig& cfg, const std::atomic<bool>& cancel,
                         const std::function<void(const ReconProgress&)>& progress) {
@@ -57,12 +102,12 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
     const Shape& s = tape.input_shape(k);
     if (s.empty() || s[0] != B) fail(ErrorCode::ShapeMismatch, "reconstruction: unit input " + std::to_string(k) + " must have batch " + std::to_string(B));
     in_sample[k] = numel(s) / B;
-    if (static_cast<int64_t>(data.inputs_q[k].size()) != in_sample[k] * data.samples ||
-        (mixing && static_cast<int64_t>(data.inputs_fp[k].size()) != in_sample[k] * data.samples))
+    if (static_cast<int64_t>(data.inputs_q[k].size) != in_sample[k] * data.samples ||
+        (mixing && static_cast<int64_t>(data.inputs_fp[k].size) != in_sample[k] * data.samples))
       fail(ErrorCode::BadData, "reconstruction: unit input " + std::to_string(k) + " data has the wrong size");
   }
   const int64_t out_sample = numel(tape.output_shape(0)) / B;
-  if (static_cast<int64_t>(data.target.size()) != out_sample * data.samples) fail(ErrorCode::BadData, "reconstruction: target data has the wrong size");
+  if (static_cast<int64_t>(data.target.size) != out_sample * data.samples) fail(ErrorCode::BadData, "reconstruction: target data has the wrong size");
 
   tape.set_threads(cfg.threads);
   tape.set_option("", "hard", 0);
@@ -92,17 +137,16 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
     for (size_t k = 0; k < nin; ++k) {
       const int64_t S = in_sample[k];
       for (int b = 0; b < B; ++b) {
-        const float* q = data.inputs_q[k].data() + idx[b] * S;
         float* dst = batch_in[k].data() + b * S;
-        if (!mixing) {
-          std::memcpy(dst, q, S * sizeof(float));
-        } else {
-          const float* f = data.inputs_fp[k].data() + idx[b] * S;
-          for (int64_t e = 0; e < S; ++e) dst[e] = coin(rng) < cfg.input_quant_prob ? q[e] : f[e];
+        data.inputs_q[k].gather(&idx[b], 1, S, dst);
+        if (mixing) {
+          const int64_t f0 = idx[b] * S;
+          for (int64_t e = 0; e < S; ++e)
+            if (!(coin(rng) < cfg.input_quant_prob)) dst[e] = data.inputs_fp[k].at(f0 + e);
         }
       }
     }
-    for (int b = 0; b < B; ++b) std::memcpy(target.data() + b * out_sample, data.target.data() + idx[b] * out_sample, out_sample * sizeof(float));
+    data.target.gather(idx.data(), B, out_sample, target.data());
 
     std::vector<const float*> ins(nin);
     for (size_t k = 0; k < nin; ++k) ins[k] = batch_in[k].data();

@@ -31,10 +31,25 @@ struct ReconConfig {
   double progress_seconds = 0.25;
 };
 
+// A unit's cached values for N samples (one unit input, or the target): float32, or IEEE half
+// when the caller chose the fp16 cache to halve its memory. Points at memory the caller owns and
+// keeps alive for the run (the JS typed arrays): no copy, so the cache exists once.
+struct SampleStore {
+  const float* f32 = nullptr;
+  const uint16_t* f16 = nullptr;
+  int64_t size = 0;  // elements
+  // Samples idx[0..count) of `per` elements each, converted to float, into dst (count × per).
+  void gather(const int64_t* idx, int count, int64_t per, float* dst) const;
+  float at(int64_t i) const;
+  int64_t bytes() const { return size * (f16 ? 2 : 4); }
+};
+// IEEE binary16 bits → float, exactly (a table of all 65536 values).
+float half_to_float(uint16_t h);
+
 struct ReconData {
   // One entry per unit input: N samples each, quantized-prefix values and (optionally) FP values.
-  std::vector<std::vector<float>> inputs_q, inputs_fp;
-  std::vector<float> target;  // N × output sample
+  std::vector<SampleStore> inputs_q, inputs_fp;
+  SampleStore target;  // N × output sample
   int64_t samples = 0;
 };
 

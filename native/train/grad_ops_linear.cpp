@@ -7,6 +7,10 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <type_traits>
+
+#include "kernels/conv.h"
 
 namespace packptq {
 namespace train {
@@ -46,9 +50,29 @@ class ConvGrad : public GradOp<T> {
     // The weight gradient needs every sample's im2col matrix: keep them from the forward pass.
     keep_cols_ = in.wants_grad(1) && !direct_;
     if (keep_cols_) cols_.assign(static_cast<size_t>(N_ * G_ * Kc_ * P_), T(0));
+    auto i32 = [](int64_t v) { return static_cast<int>(v); };
+    conv_shape_.N = i32(N_), conv_shape_.C = i32(C_), conv_shape_.H = i32(H_), conv_shape_.W = i32(W_), conv_shape_.M = i32(M_);
+    conv_shape_.KH = i32(KH_), conv_shape_.KW = i32(KW_), conv_shape_.stride_h = i32(sh_), conv_shape_.stride_w = i32(sw_);
+    conv_shape_.pad_top = i32(p[0]), conv_shape_.pad_left = i32(p[1]), conv_shape_.pad_bottom = i32(p[2]), conv_shape_.pad_right = i32(p[3]);
+    conv_shape_.dil_h = i32(dh_), conv_shape_.dil_w = i32(dw_), conv_shape_.group = i32(G_);
+    const int64_t eh = dh_ * (KH_ - 1), ew = dw_ * (KW_ - 1);
+    transposed_ok_ = std::is_same<T, float>::value && in.wants_grad(0) && sh_ == 1 && sw_ == 1 && p[0] <= eh && p[2] <= eh &&
+                     p[1] <= ew && p[3] <= ew;
+    if (transposed_ok_) {
+      transposed_shape_ = conv_shape_;
+      transposed_shape_.C = i32(M_), transposed_shape_.H = i32(OH_), transposed_shape_.W = i32(OW_), transposed_shape_.M = i32(C_);
+      transposed_shape_.pad_top = i32(eh - p[0]), transposed_shape_.pad_bottom = i32(eh - p[2]);
+      transposed_shape_.pad_left = i32(ew - p[1]), transposed_shape_.pad_right = i32(ew - p[3]);
+      wflip_.assign(static_cast<size_t>(M_ * Kc_), 0.f);
+      gtmp_.assign(static_cast<size_t>(N_ * C_ * H_ * W_), 0.f);
+    }
   }
 
   void forward(const GradArgs<T>& a) override {
+    if constexpr (std::is_same<T, float>::value) {
+      forward_kernel(a);
+      return;
+    }
     const T* x = a.in[0];
     const T* w = a.in[1];
     const T* bias = has_bias_ ? a.in[2] : nullptr;
@@ -93,6 +117,13 @@ class ConvGrad : public GradOp<T> {
           gb[m] += s;
         }
     if (!gxp && !gw) return;
+    if constexpr (std::is_same<T, float>::value) {
+      if (gxp && transposed_ok_) {
+        input_grad_kernel(w, gy, gxp, a.threads);
+        gxp = nullptr;  // done: the loop below computes only the weight gradient
+        if (!gw) return;
+      }
+    }
     const int outer = N_ >= a.threads ? a.threads : 1, inner = outer == 1 ? a.threads : 1;
     const int64_t wsize = M_ * Kc_;
     ensure_scratch(outer, gxp && !direct_ ? Kc_ * P_ : 0);
@@ -106,8 +137,10 @@ class ConvGrad : public GradOp<T> {
           const T* gyg = gy + (n * M_ + g * Mg_) * P_;
           if (gw) {
             const T* col = direct_ ? x + (n * C_ + g * Cg_) * H_ * W_ : cols_.data() + (n * G_ + g) * Kc_ * P_;
-            // dW_g += dY_g [Mg×P] · colᵀ [P×Kc]
-            gemm(isa_, false, true, Mg_, Kc_, P_, gyg, P_, col, P_, partial_[tid].data() + g * Mg_ * Kc_, Kc_, true, inner);
+            // dW_gᵀ [Kc×Mg] += col [Kc×P] · dY_gᵀ [P×Mg]. Transposed on purpose: the GEMM packs its
+            // A operand from contiguous rows, so the big im2col matrix goes there and only the thin
+            // dY (Mg rows, usually one register panel wide) takes the strided transposed packing.
+            gemm(isa_, false, true, Kc_, Mg_, P_, col, P_, gyg, P_, partial_[tid].data() + g * Mg_ * Kc_, Mg_, true, inner);
           }
           if (gxp) {
             T* gxg = gxp + (n * C_ + g * Cg_) * H_ * W_;
@@ -122,14 +155,51 @@ class ConvGrad : public GradOp<T> {
           }
         }
     });
-    if (gw)
+    if (gw)  // partials hold each group's dWᵀ [Kc×Mg]
       for (int t = 0; t < used; ++t) {
         const T* p = partial_[t].data();
-        for (int64_t i = 0; i < wsize; ++i) gw[i] += p[i];
+        for (int64_t g = 0; g < G_; ++g)
+          for (int64_t k = 0; k < Kc_; ++k)
+            for (int64_t m = 0; m < Mg_; ++m) gw[(g * Mg_ + m) * Kc_ + k] += p[(g * Kc_ + k) * Mg_ + m];
       }
   }
 
  private:
+  // float: the inference convolution kernels (kernels/conv.h, prepared once, weights refreshed
+  // every step since AdaRound changes them), plus the im2col the weight gradient needs.
+  void forward_kernel(const GradArgs<T>& a) {
+    const float* x = a.in[0];
+    const float* w = a.in[1];
+    const float* bias = has_bias_ ? a.in[2] : nullptr;
+    if (!fwd_) fwd_ = prepare_conv(isa_, conv_shape_, w, bias);
+    else fwd_->update_weights(w, bias);
+    fwd_->run(x, a.out[0], a.threads);
+    if (keep_cols_)
+      parallel_chunks(N_, N_ >= a.threads ? a.threads : 1, [&](int, int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n)
+          for (int64_t g = 0; g < G_; ++g) im2col(x + (n * C_ + g * Cg_) * H_ * W_, cols_.data() + (n * G_ + g) * Kc_ * P_);
+      });
+  }
+
+  // With stride 1 the input gradient is itself a convolution: of dY with the kernel flipped in
+  // space and its in/out channels swapped (per group), padded by d·(k−1) − pad. That reuses the
+  // fast forward kernel instead of a thin Wᵀ·dY product (K = output channels, often 16) + col2im.
+  void input_grad_kernel(const float* w, const float* gy, float* gxp, int threads) {
+    const int64_t taps = KH_ * KW_;
+    for (int64_t g = 0; g < G_; ++g)
+      for (int64_t m = 0; m < Mg_; ++m)
+        for (int64_t c = 0; c < Cg_; ++c) {
+          const float* src = w + ((g * Mg_ + m) * Cg_ + c) * taps;
+          float* dst = wflip_.data() + ((g * Cg_ + c) * Mg_ + m) * taps;
+          for (int64_t t = 0; t < taps; ++t) dst[t] = src[taps - 1 - t];
+        }
+    if (!bwd_) bwd_ = prepare_conv(isa_, transposed_shape_, wflip_.data(), nullptr);
+    else bwd_->update_weights(wflip_.data(), nullptr);
+    bwd_->run(gy, gtmp_.data(), threads);
+    const int64_t total = N_ * C_ * H_ * W_;
+    for (int64_t i = 0; i < total; ++i) gxp[i] += gtmp_[i];
+  }
+
   void ensure_scratch(int threads, int64_t size) {
     if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
     for (int t = 0; t < threads; ++t)
@@ -197,8 +267,11 @@ class ConvGrad : public GradOp<T> {
   Isa isa_;
   int64_t N_, C_, H_, W_, M_, KH_, KW_, sh_, sw_, pt_, pl_, dh_, dw_, G_, OH_, OW_;
   int64_t Cg_ = 0, Mg_ = 0, Kc_ = 0, P_ = 0;
-  bool has_bias_ = false, direct_ = false, keep_cols_ = false;
+  bool has_bias_ = false, direct_ = false, keep_cols_ = false, transposed_ok_ = false;
   std::vector<T> cols_;
+  ConvShape conv_shape_, transposed_shape_;
+  std::unique_ptr<PreparedConv> fwd_, bwd_;
+  std::vector<float> wflip_, gtmp_;
   std::vector<std::vector<T>> scratch_, partial_;
 };
 
