@@ -67,7 +67,7 @@ export async function evaluate(model: Model, ds: Dataset, opts: EvaluateOptions 
   const threads = opts.threads ?? 1;
   if (!Number.isInteger(batch) || batch < 1) throw expected('a positive integer', 'batch', batch);
   fitToInput(ds, model.input.shape!, model.input.name);
-  const program = model.program(batch, { threads, isa: opts.isa });
+  const program = await model.programAsync(batch, { threads, isa: opts.isa });
   const outShape = program.info.outputShapes[0];
   const classes = outShape.slice(1).reduce((a, b) => a * b, 1);
   if (ds.labels) {

@@ -10,7 +10,7 @@ import { canonicalize } from '../graph/passes';
 import { checkSupported, specialize } from '../graph/specialize';
 import { decodeModel, loadModelFile } from '../onnx/decode';
 import { OnnxModel } from '../onnx/schema';
-import { lower } from './lower';
+import { ProgramDesc, lower } from './lower';
 import { NativeProgram } from './program';
 
 /** How a model's native Program is compiled. */
@@ -41,6 +41,7 @@ export class Model {
   /** The first graph output: the logits evaluate and quantize read. */
   readonly output: ValueInfo;
   private readonly programs = new Map<string, NativeProgram>();
+  private readonly building = new Map<string, Promise<NativeProgram>>();
 
   private constructor(readonly file: string, readonly onnx: OnnxModel | undefined, opts: LoadOptions = {}, graph?: Graph) {
     this.original = graph ?? importGraph(onnx!, file);
@@ -77,9 +78,18 @@ export class Model {
    * activations entering each quantized layer this way), compiled anew on every call.
    */
   captureProgram(batch: number, values: string[], opts: CompileOptions = {}): NativeProgram {
+    return new NativeProgram(this.captureDesc(batch, values, opts), this.file);
+  }
+
+  /** {@link captureProgram}, built on a worker thread (the event loop stays free meanwhile). */
+  captureProgramAsync(batch: number, values: string[], opts: CompileOptions = {}): Promise<NativeProgram> {
+    return NativeProgram.create(this.captureDesc(batch, values, opts), this.file);
+  }
+
+  private captureDesc(batch: number, values: string[], opts: CompileOptions): ProgramDesc {
     const g: Graph = { ...this.graph, outputs: values.map((name) => ({ name, dtype: 'float32' as const })) };
     const s = specialize(g, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
-    return new NativeProgram({ ...lower(s), isa: opts.isa, threads: opts.threads ?? 1 }, this.file);
+    return { ...lower(s), isa: opts.isa, threads: opts.threads ?? 1 };
   }
 
   /** The file's base name. */
@@ -106,17 +116,44 @@ export class Model {
 
   /** The Program for a batch size, compiled on first use. */
   program(batch: number, opts: CompileOptions = {}): NativeProgram {
-    const threads = opts.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1) throw expected('a positive integer', 'threads', threads);
+    const threads = checkThreads(opts);
     const key = `${batch}/${opts.isa ?? ''}`;
     let p = this.programs.get(key);
     if (!p) {
-      const s = specialize(this.graph, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
-      p = new NativeProgram({ ...lower(s), isa: opts.isa, threads }, this.file);
+      p = new NativeProgram(this.programDesc(batch, opts), this.file);
       this.programs.set(key, p);
     }
     p.setThreads(threads);
     return p;
+  }
+
+  /** {@link program}, compiled (on first use) on a worker thread: the event loop stays free meanwhile. */
+  async programAsync(batch: number, opts: CompileOptions = {}): Promise<NativeProgram> {
+    const threads = checkThreads(opts);
+    const key = `${batch}/${opts.isa ?? ''}`;
+    let p = this.programs.get(key);
+    if (!p) {
+      // Concurrent first calls share one build.
+      let building = this.building.get(key);
+      if (!building) {
+        building = NativeProgram.create(this.programDesc(batch, opts), this.file);
+        this.building.set(key, building);
+      }
+      try {
+        p = await building;
+      } finally {
+        this.building.delete(key);
+      }
+      if (!this.programs.has(key)) this.programs.set(key, p);
+      p = this.programs.get(key)!;
+    }
+    p.setThreads(threads);
+    return p;
+  }
+
+  private programDesc(batch: number, opts: CompileOptions): ProgramDesc {
+    const s = specialize(this.graph, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
+    return { ...lower(s), isa: opts.isa, threads: opts.threads ?? 1 };
   }
 
   /** Runs one batch synchronously; returns the first output. */
@@ -138,6 +175,12 @@ export class Model {
     if (input.length !== n)
       throw new ShapeMismatchError(`${this.file}: input "${this.input.name}" [${shape.join(',')}] needs ${n} values, received ${input.length}`);
   }
+}
+
+function checkThreads(opts: CompileOptions): number {
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw expected('a positive integer', 'threads', threads);
+  return threads;
 }
 
 export type { Tensor };

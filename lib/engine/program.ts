@@ -32,6 +32,7 @@ export class NativeProgram {
   private readonly handle: any;
   readonly info: ProgramInfo;
 
+  /** Compiles synchronously: the calling thread builds the whole Program (see {@link create}). */
   constructor(desc: ProgramDesc, context?: string) {
     try {
       this.handle = new (native().Program)(desc);
@@ -39,6 +40,23 @@ export class NativeProgram {
       throw fromNative(err, context);
     }
     this.info = this.handle.info();
+  }
+
+  /**
+   * Compiles on a worker thread: only reading `desc` happens on the calling thread. Building a
+   * whole network's Program (op set-up, weight packing, arena) takes tens to hundreds of
+   * milliseconds, which a quantize run must not spend holding the event loop (issue 7).
+   */
+  static async create(desc: ProgramDesc, context?: string): Promise<NativeProgram> {
+    let handle: any;
+    try {
+      handle = await native().Program.create(desc);
+    } catch (err) {
+      throw fromNative(err, context);
+    }
+    // The same object the constructor makes, around a handle that already exists.
+    const p = Object.create(NativeProgram.prototype) as NativeProgram;
+    return Object.assign(p, { handle, info: handle.info() });
   }
 
   runSync(inputs: Float32Array[]): Float32Array[] {

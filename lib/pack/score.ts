@@ -29,7 +29,8 @@ import { Structure } from '../graph/blocks';
 import { Graph, Node } from '../graph/ir';
 import { specialize } from '../graph/specialize';
 import { native } from '../native';
-import { simulatedGraph } from '../quant/simulate';
+import { SLICE } from '../quant/channel-runs';
+import { simulatedGraphAsync } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
 
 export type ScoreForm = 'paper' | 'release';
@@ -76,11 +77,16 @@ export function restGraph(g: Graph, cut: string): Graph {
   return { ...g, nodes: nodes.reverse(), inputs: [{ name: cut, dtype: 'float32' }] };
 }
 
+// The per-element loops below call these through module constants: in a vm context (jest's) each
+// lookup of the global Math goes through the context's interceptor, which made a batch's loops hold
+// the event loop for 100-300 ms.
+const { abs, exp, log, max, min } = Math;
+
 function softmaxRow(x: Float32Array, off: number, n: number, out: Float64Array): void {
   let m = -Infinity;
-  for (let c = 0; c < n; c++) m = Math.max(m, x[off + c]);
+  for (let c = 0; c < n; c++) m = max(m, x[off + c]);
   let s = 0;
-  for (let c = 0; c < n; c++) s += (out[c] = Math.exp(x[off + c] - m));
+  for (let c = 0; c < n; c++) s += (out[c] = exp(x[off + c] - m));
   for (let c = 0; c < n; c++) out[c] /= s;
 }
 
@@ -97,20 +103,20 @@ export async function blockScores(model: Model, s: Structure, init: QuantizedGra
   const B = o.batch;
   const logitsName = g.outputs[0].name;
   const blocks = s.blocks;
-  const fp = model.captureProgram(B, [...blocks.map((b) => b.output), logitsName], { threads: o.threads });
+  const fp = await model.captureProgramAsync(B, [...blocks.map((b) => b.output), logitsName], { threads: o.threads });
   const shapes = fp.info.outputShapes;
-  // Per block a compiled b-quantized network and a tape of the rest: each build is tens of
-  // milliseconds of synchronous work (a tape allocates its values and gradients), so the event
-  // loop gets a turn between them, and an abort is seen.
+  // Per block a compiled b-quantized network and a tape of the rest, both built on worker threads
+  // (a tape allocates every value and gradient of the rest of the network); the JavaScript that
+  // describes them gets the event loop back between blocks, and an abort is seen.
   const sims: NativeProgram[] = [];
   const tapes: any[] = [];
   for (const [k, b] of blocks.entries()) {
     await yieldToEventLoop();
     if (o.signal?.aborted) throw new AbortError();
-    sims.push(Model.fromGraph(simulatedGraph(g, blockOnly(init, b.layers)), model.file).captureProgram(B, [b.output, logitsName], { threads: o.threads }));
+    sims.push(await Model.fromGraph(await simulatedGraphAsync(g, blockOnly(init, b.layers)), model.file).captureProgramAsync(B, [b.output, logitsName], { threads: o.threads }));
     await yieldToEventLoop();
     const spec = specialize(restGraph(g, b.output), { inputShapes: { [b.output]: shapes[k] } });
-    tapes.push(new (native().GradProgram)(lower(spec, { fuseActivations: false }), { dtype: 'float32', trainable: [], threads: o.threads, inputGrads: true }));
+    tapes.push(await native().GradProgram.create(lower(spec, { fuseActivations: false }), { dtype: 'float32', trainable: [], threads: o.threads, inputGrads: true }));
   }
   const classes = shapes[shapes.length - 1].slice(1).reduce((a, b) => a * b, 1);
   const acc = blocks.map(() => ({ loss: 0, gDz: 0, dz2: 0, absDz: 0 }));
@@ -133,16 +139,20 @@ export async function blockScores(model: Model, s: Structure, init: QuantizedGra
         softmaxRow(logitsQ, i * classes, classes, pq);
         softmaxRow(logitsFp, i * classes, classes, pf);
         for (let c = 0; c < classes; c++) {
-          if (pq[c] > 0) a.loss += pq[c] * Math.log(pq[c] / pf[c]);
+          if (pq[c] > 0) a.loss += pq[c] * log(pq[c] / pf[c]);
           dlogits[i * classes + c] = pf[c] - pq[c];
         }
       }
       const gz: Float32Array = await tapes[k].inputGradAsync([zf], [dlogits]);
-      for (let i = 0; i < count * feat; i++) {
-        const d = zf[i] - zq[i];
-        a.gDz += gz[i] * d;
-        a.dz2 += d * d;
-        a.absDz += Math.abs(d);
+      // In slices (same order of summation), the event loop getting a turn between them.
+      for (let from = 0; from < count * feat; from += SLICE) {
+        for (let i = from, to = min(count * feat, from + SLICE); i < to; i++) {
+          const d = zf[i] - zq[i];
+          a.gDz += gz[i] * d;
+          a.dz2 += d * d;
+          a.absDz += abs(d);
+        }
+        await yieldToEventLoop();
       }
     }
     o.onProgress?.(start + count, n);

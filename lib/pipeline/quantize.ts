@@ -12,7 +12,7 @@ import { DiscoverOptions, discoverBlocks } from '../graph/blocks';
 import { Graph, numel } from '../graph/ir';
 import { InitMethod, calibrateActivations, calibrateWeights, checkInit } from '../quant/calibrate';
 import { PlanOptions, QuantPlan, planQuantization } from '../quant/plan';
-import { simulatedGraph } from '../quant/simulate';
+import { simulatedGraphAsync } from '../quant/simulate';
 import { QuantizedGraph } from '../quant/types';
 import { CacheDtype, UnitReport, reconstructModel } from '../recon/reconstruct';
 import { reconUnits } from '../recon/units';
@@ -332,7 +332,7 @@ export async function quantize(model: Model, o: QuantizeOptions): Promise<Quanti
     lap('reconstruct');
   } else if (resumed) resumedFromUnit = 0;
   run?.writeFinal(quantized);
-  const simulated = simulatedGraph(model.graph, quantized);
+  const simulated = await simulatedGraphAsync(model.graph, quantized);
   if (o.signal?.aborted) throw new AbortError();
 
   let fp: EvaluateResult | undefined, quant: EvaluateResult | undefined;

@@ -97,7 +97,7 @@ export async function calibrateActivations(model: Model, plan: QuantPlan, calib:
   if (!acts.length) return [];
   const pct = opts.percentile ?? 99.99;
   if (opts.init === 'percentile' && !(pct > 50 && pct <= 100)) throw new BadOptionError(`Expected a number in (50, 100] for --percentile but received ${pct}`);
-  const program = model.captureProgram(opts.batch, acts.map((a) => a.tensor), { threads: opts.threads });
+  const program = await model.captureProgramAsync(opts.batch, acts.map((a) => a.tensor), { threads: opts.threads });
   const n = Math.min(calib.indices.length, opts.actSamples ?? calib.indices.length);
   const exact = opts.actSearch === 'exact';
   const passes = opts.init === 'mse' ? 2 : 1;

@@ -3,7 +3,9 @@
  * its dequantized values s·(q − z), and a FakeQuant node in front of every quantized activation
  * read. It runs on the same engine as the FP model, and it is what the QDQ export must reproduce.
  */
+import { yieldToEventLoop } from '../engine/yield';
 import { Graph, Node, cloneGraph } from '../graph/ir';
+import { channelInner, forEachChannelRun } from './channel-runs';
 import { QuantParams, QuantizedGraph } from './types';
 
 /** Dequantized weight values (float32) from codes and per-tensor or per-channel parameters. */
@@ -18,6 +20,16 @@ export function dequantizeCodes(codes: Int32Array, dims: number[], p: QuantParam
   return out;
 }
 
+/** {@link dequantizeCodes}, giving the event loop a turn every few tens of thousands of elements. */
+export async function dequantizeCodesAsync(codes: Int32Array, dims: number[], p: QuantParams): Promise<Float32Array> {
+  const out = new Float32Array(codes.length);
+  await forEachChannelRun(codes.length, channelInner(p, dims, codes.length), p.scale.length, (from, to, ch) => {
+    const s = p.scale[ch], z = p.zeroPoint[ch];
+    for (let i = from; i < to; i++) out[i] = s * (codes[i] - z);
+  });
+  return out;
+}
+
 export function fakeQuantNode(input: string, output: string, p: QuantParams): Node {
   return {
     name: `${input}/FakeQuant`, opType: 'FakeQuant', domain: 'packptq', inputs: [input], outputs: [output],
@@ -29,13 +41,30 @@ export function fakeQuantNode(input: string, output: string, p: QuantParams): No
 }
 
 export function simulatedGraph(canonical: Graph, q: QuantizedGraph): Graph {
-  const g = cloneGraph(canonical);
+  return withQuantizers(cloneGraph(canonical), q, new Map(q.weights.map((w) => [w, dequantizeCodes(w.codes, canonical.initializers.get(w.weight)?.dims ?? [], w.params)])));
+}
+
+/**
+ * {@link simulatedGraph} for the pipeline: the dequantization (a JavaScript loop over every weight
+ * element) gives the event loop a turn between slices.
+ */
+export async function simulatedGraphAsync(canonical: Graph, q: QuantizedGraph): Promise<Graph> {
+  const values = new Map<QuantizedGraph['weights'][number], Float32Array>();
+  for (const w of q.weights) {
+    values.set(w, await dequantizeCodesAsync(w.codes, canonical.initializers.get(w.weight)?.dims ?? [], w.params));
+    await yieldToEventLoop();
+  }
+  return withQuantizers(cloneGraph(canonical), q, values);
+}
+
+/** Puts the dequantized weights (`values`) and the FakeQuant nodes of `q` into `g`. */
+function withQuantizers(g: Graph, q: QuantizedGraph, values: Map<QuantizedGraph['weights'][number], Float32Array>): Graph {
   for (const w of q.weights) {
     const t = g.initializers.get(w.weight);
     if (!t) throw new Error(`simulate: weight ${w.weight} of ${w.layer} is not in the graph`);
     // A fresh name: a weight shared with an unquantized reader keeps its FP values there.
     const name = `${w.weight}::quantized::${w.layer}`;
-    g.initializers.set(name, { dtype: 'float32', dims: [...t.dims], data: dequantizeCodes(w.codes, t.dims, w.params) });
+    g.initializers.set(name, { dtype: 'float32', dims: [...t.dims], data: values.get(w)! });
     const layer = g.nodes.find((n) => n.name === w.layer)!;
     layer.inputs = layer.inputs.map((i) => (i === w.weight ? name : i));
   }

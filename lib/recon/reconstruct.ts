@@ -21,7 +21,8 @@ import { Structure } from '../graph/blocks';
 import { Graph, Node, Tensor } from '../graph/ir';
 import { specialize } from '../graph/specialize';
 import { native } from '../native';
-import { simulatedGraph } from '../quant/simulate';
+import { simulatedGraphAsync } from '../quant/simulate';
+import { channelInner, forEachChannelRun } from '../quant/channel-runs';
 import { ActQuant, QuantizedGraph, WeightQuant } from '../quant/types';
 import { ReconUnit, reconUnits } from './units';
 
@@ -92,10 +93,15 @@ export interface ReconOptions extends ReconConfig {
   startUnit?: number;
 }
 
+// The per-element loops below (every weight of a unit) call these through module constants: in a
+// vm context (jest's) each lookup of the global Math goes through the context's interceptor, which
+// made those loops hold the event loop for 100-200 ms per unit.
+const { floor, log, min, max } = Math;
+
 /** V such that h(V) = clamp(σ(V)·1.2 − 0.1, 0, 1) equals the fractional part r of W/s. */
 function initialV(r: number): number {
-  const h = Math.min(Math.max(r, 1e-4), 1 - 1e-4);
-  return -Math.log(1.2 / (h + 0.1) - 1);
+  const h = min(max(r, 1e-4), 1 - 1e-4);
+  return -log(1.2 / (h + 0.1) - 1);
 }
 
 /** Values of a unit: sample shapes from a batch-1 specialisation of the graph. */
@@ -112,7 +118,7 @@ interface UnitGraph {
   acts: ActQuant[];
 }
 
-function unitGraph(model: Model, unit: ReconUnit, weights: Map<string, WeightQuant>, acts: ActQuant[], seed: number): UnitGraph {
+async function unitGraph(model: Model, unit: ReconUnit, weights: Map<string, WeightQuant>, acts: ActQuant[], seed: number): Promise<UnitGraph> {
   const g = model.graph;
   const layers = new Set(unit.layers);
   const nodes: Node[] = unit.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] }));
@@ -127,13 +133,15 @@ function unitGraph(model: Model, unit: ReconUnit, weights: Map<string, WeightQua
     const t = g.initializers.get(w.weight)!;
     const p = w.params;
     const channels = p.scale.length;
-    const inner = p.axis === undefined ? t.data.length : t.dims.slice(p.axis + 1).reduce((a, b) => a * b, 1);
     const V = new Float32Array(t.data.length);
-    for (let i = 0; i < V.length; i++) {
-      const s = p.scale[channels > 1 ? Math.floor(i / inner) % channels : 0];
-      const x = t.data[i] / s;
-      V[i] = initialV(x - Math.floor(x));
-    }
+    const W = t.data;
+    await forEachChannelRun(V.length, channelInner(p, t.dims, V.length), channels, (from, to, ch) => {
+      const s = p.scale[ch];
+      for (let i = from; i < to; i++) {
+        const x = W[i] / s;
+        V[i] = initialV(x - floor(x));
+      }
+    });
     const base = `${n.name}::adaround`;
     init.set(`${base}.V`, { dtype: 'float32', dims: [...t.dims], data: V });
     init.set(`${base}.scale`, { dtype: 'float32', dims: [channels], data: Float32Array.from(p.scale) });
@@ -174,16 +182,17 @@ function unitGraph(model: Model, unit: ReconUnit, weights: Map<string, WeightQua
 }
 
 /** Hard codes from the learned rounding: clamp(⌊W/s⌋ + [V ≥ 0] + z, qmin, qmax). */
-function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Array, dims: number[]): Int32Array {
+async function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Array, dims: number[]): Promise<Int32Array> {
   const p = w.params;
-  const channels = p.scale.length;
-  const inner = p.axis === undefined ? W.length : dims.slice(p.axis + 1).reduce((a, b) => a * b, 1);
   const codes = new Int32Array(W.length);
-  for (let i = 0; i < W.length; i++) {
-    const c = channels > 1 ? Math.floor(i / inner) % channels : 0;
-    const q = Math.floor(W[i] / p.scale[c]) + (V[i] >= 0 ? 1 : 0) + p.zeroPoint[c];
-    codes[i] = Math.min(p.qmax, Math.max(p.qmin, q));
-  }
+  const { qmin, qmax } = p;
+  await forEachChannelRun(W.length, channelInner(p, dims, W.length), p.scale.length, (from, to, c) => {
+    const s = p.scale[c], z = p.zeroPoint[c];
+    for (let i = from; i < to; i++) {
+      const q = floor(W[i] / s) + (V[i] >= 0 ? 1 : 0) + z;
+      codes[i] = min(qmax, max(qmin, q));
+    }
+  });
   return codes;
 }
 
@@ -193,8 +202,7 @@ function hardCodes(w: WeightQuant, W: Float32Array | Float64Array, V: Float32Arr
  */
 async function capture(model: Model, graph: Graph, values: string[], calib: Subset, batch: number, threads: number, dtype: CacheDtype, signal?: AbortSignal): Promise<(Float32Array | Uint16Array)[]> {
   const m = Model.fromGraph(graph, model.file);
-  const program = m.captureProgram(batch, values, { threads });
-  await yieldToEventLoop();
+  const program = await m.captureProgramAsync(batch, values, { threads });
   const n = calib.indices.length;
   const sizes = program.info.outputShapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
   const out = sizes.map((s) => (dtype === 'float16' ? new Uint16Array(s * n) : new Float32Array(s * n)));
@@ -228,7 +236,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     // awaits below give the event loop a turn between the pieces (and let an abort in).
     await yieldToEventLoop();
     if (o.signal?.aborted) throw new AbortError();
-    const ug = unitGraph(model, unit, weights, acts.filter((a) => !finalActs.has(a)), o.seed + ui);
+    const ug = await unitGraph(model, unit, weights, acts.filter((a) => !finalActs.has(a)), o.seed + ui);
     if (ui < (o.startUnit ?? 0) || !ug.trainable.length) {
       for (const w of ug.weights) finalWeights.set(w.layer, weights.get(w.layer)!);
       for (const a of ug.acts) finalActs.add(a);
@@ -240,7 +248,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     const mixing = o.inputQuantProb < 1;
     const [fpOut, ...fpIns] = await capture(model, g, [unit.output, ...(mixing ? unit.inputs : [])], calib, o.batch, o.threads, dtype, o.signal);
     await yieldToEventLoop();
-    const qIns = await capture(model, simulatedGraph(g, current()), unit.inputs, calib, o.batch, o.threads, dtype, o.signal);
+    const qIns = await capture(model, await simulatedGraphAsync(g, current()), unit.inputs, calib, o.batch, o.threads, dtype, o.signal);
     const cacheBytes = [fpOut, ...fpIns, ...qIns].reduce((a, t) => a + t.byteLength, 0);
     const shapes = sampleShapes(g, model, unit.inputs);
     const spec = specialize(ug.graph, { inputShapes: Object.fromEntries(unit.inputs.map((n, k) => [n, [o.batch, ...shapes[k]]])) });
@@ -271,7 +279,7 @@ export async function reconstructModel(model: Model, s: Structure, initial: Quan
     const finished: QuantizedGraph = { weights: [], acts: ug.acts };
     for (const w of ug.weights) {
       const t = g.initializers.get(w.weight)!;
-      const codes = hardCodes(w, t.data, res.params[pk++], t.dims);
+      const codes = await hardCodes(w, t.data, res.params[pk++], t.dims);
       const done = { ...w, codes };
       weights.set(w.layer, done);
       finalWeights.set(w.layer, done);

@@ -214,11 +214,55 @@ class RunWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
+// Program.create(desc) → Promise<Program>. The description is read on the calling thread (it is JS
+// memory); building the Program from it — every op's set-up (weight packing), the arena plan, the
+// arena's allocation and zeroing — runs on a worker thread: for a whole network that is tens to
+// hundreds of milliseconds, which would otherwise hold the event loop (issue 7). The built Program
+// reaches the JS constructor wrapped in an External (JS code cannot make one).
+class BuildWorker : public Napi::AsyncWorker {
+ public:
+  BuildWorker(Napi::Env env, Napi::Function ctor, ProgramSpec spec)
+      : Napi::AsyncWorker(env), spec_(std::move(spec)), deferred_(Napi::Promise::Deferred::New(env)) {
+    ctor_ = Napi::Persistent(ctor);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      program_ = std::make_shared<Program>(std::move(spec_));
+    } catch (const Error& e) {
+      code_ = e.code_name();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(ctor_.New({Napi::External<std::shared_ptr<Program>>::New(env, &program_)}));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(to_js_error(Env(), code_.c_str(), e.Message()).Value()); }
+
+ private:
+  ProgramSpec spec_;
+  std::shared_ptr<Program> program_;
+  std::string code_ = "NATIVE";
+  Napi::FunctionReference ctor_;
+  Napi::Promise::Deferred deferred_;
+};
+
 class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Program",
-                       {InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
+                       {StaticMethod("create", &ProgramWrap::Create),
+                        InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
                         InstanceMethod("setThreads", &ProgramWrap::SetThreads),
                         InstanceMethod("setProfiling", &ProgramWrap::SetProfiling),
                         InstanceMethod("profile", &ProgramWrap::Profile), InstanceMethod("info", &ProgramWrap::Info)});
@@ -226,6 +270,10 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
   explicit ProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProgramWrap>(info) {
     Napi::Env env = info.Env();
     guarded(env, [&] {
+      if (info.Length() == 1 && info[0].IsExternal()) {  // from BuildWorker: already built
+        program_ = *info[0].As<Napi::External<std::shared_ptr<Program>>>().Data();
+        return 0;
+      }
       if (info.Length() < 1 || !info[0].IsObject()) bad("expected an object");
       program_ = std::make_shared<Program>(read_spec(info[0].As<Napi::Object>()));
       return 0;
@@ -233,6 +281,17 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
   }
 
  private:
+  static Napi::Value Create(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      if (!info.This().IsFunction()) bad("call create on the Program class");
+      if (info.Length() < 1 || !info[0].IsObject()) bad("expected an object");
+      auto* w = new BuildWorker(env, info.This().As<Napi::Function>(), read_spec(info[0].As<Napi::Object>()));
+      Napi::Promise p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
   Napi::Value RunSync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {

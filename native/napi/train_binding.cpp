@@ -1,5 +1,6 @@
 // exports.GradProgram: a Tape (native/train/tape.h) built from a program description.
 //   new GradProgram(desc, { dtype: 'float32' | 'float64', trainable: number[], threads?, inputGrads? })
+//   GradProgram.create(desc, options) → Promise<GradProgram>   the same, built on a worker thread
 //   forward(inputs) → outputs            backward(outputGrads) → { inputs, params }
 //   getParam(i) / setParam(i, array)     info(), setThreads(n), setOption(node, key, value),
 //   setProfiling(on), profile(), resetProfile()
@@ -222,11 +223,86 @@ std::vector<std::vector<T>> read_list(const Napi::Value& v, const std::string& n
   return out;
 }
 
+// What `new GradProgram(desc, options)` asks for, read from its JS arguments.
+struct Request {
+  TapeSpec spec;
+  bool f64 = false;
+};
+
+Request read_request(const Napi::CallbackInfo& info) {
+  Request r;
+  r.spec = read_desc(info[0]);
+  Napi::Value ov = info[1];
+  if (!ov.IsObject() || ov.IsArray()) expected("an options object", "options", ov);
+  Napi::Object o = ov.As<Napi::Object>();
+  Napi::Value dt = o.Get("dtype");
+  const std::string dtype = dt.IsString() ? dt.As<Napi::String>().Utf8Value() : "";
+  if (dtype != "float32" && dtype != "float64") expected("\"float32\" or \"float64\"", "options.dtype", dt);
+  r.f64 = dtype == "float64";
+  Napi::Value tr = o.Get("trainable");
+  if (!tr.IsUndefined()) r.spec.trainable = read_ids(tr, "options.trainable");
+  Napi::Value th = o.Get("threads");
+  r.spec.threads = th.IsUndefined() ? 1 : static_cast<int>(read_int(th, "options.threads", 1, 1024));
+  Napi::Value ig = o.Get("inputGrads");
+  if (!ig.IsUndefined() && !ig.IsBoolean()) expected("a boolean", "options.inputGrads", ig);
+  r.spec.input_grads = ig.IsUndefined() || ig.As<Napi::Boolean>().Value();
+  return r;
+}
+
+// A Tape built off the event loop, on its way to the JS object that will own it.
+struct Built {
+  std::unique_ptr<Tape<float>> f32;
+  std::unique_ptr<Tape<double>> f64;
+};
+
+// GradProgram.create(desc, options) → Promise<GradProgram>. The description is read on the calling
+// thread (JS memory); the Tape is built on a worker thread: it allocates and zeroes every value and
+// gradient of the network at its batch size and sets up each op, 100-200 ms for the rest of a
+// network in Pack-PTQ's scoring, which must not hold the event loop (issue 7).
+class BuildWorker : public Napi::AsyncWorker {
+ public:
+  BuildWorker(Napi::Env env, Napi::Function ctor, Request r)
+      : Napi::AsyncWorker(env), req_(std::move(r)), deferred_(Napi::Promise::Deferred::New(env)) {
+    ctor_ = Napi::Persistent(ctor);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      if (req_.f64) built_.f64 = std::make_unique<Tape<double>>(std::move(req_.spec));
+      else built_.f32 = std::make_unique<Tape<float>>(std::move(req_.spec));
+    } catch (const Error& e) {
+      code_ = e.code_name();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(ctor_.New({Napi::External<Built>::New(Env(), &built_)}));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value()); }
+
+ private:
+  Request req_;
+  Built built_;
+  std::string code_ = "NATIVE";
+  Napi::FunctionReference ctor_;
+  Napi::Promise::Deferred deferred_;
+};
+
 class GradProgramWrap : public Napi::ObjectWrap<GradProgramWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "GradProgram",
-                       {InstanceMethod("forward", &GradProgramWrap::Forward),
+                       {StaticMethod("create", &GradProgramWrap::Create),
+                        InstanceMethod("forward", &GradProgramWrap::Forward),
                         InstanceMethod("backward", &GradProgramWrap::Backward),
                         InstanceMethod("getParam", &GradProgramWrap::GetParam),
                         InstanceMethod("setParam", &GradProgramWrap::SetParam),
@@ -241,27 +317,30 @@ class GradProgramWrap : public Napi::ObjectWrap<GradProgramWrap> {
 
   explicit GradProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GradProgramWrap>(info) {
     guarded(info.Env(), [&] {
-      TapeSpec spec = read_desc(info[0]);
-      Napi::Value ov = info[1];
-      if (!ov.IsObject() || ov.IsArray()) expected("an options object", "options", ov);
-      Napi::Object o = ov.As<Napi::Object>();
-      Napi::Value dt = o.Get("dtype");
-      const std::string dtype = dt.IsString() ? dt.As<Napi::String>().Utf8Value() : "";
-      if (dtype != "float32" && dtype != "float64") expected("\"float32\" or \"float64\"", "options.dtype", dt);
-      Napi::Value tr = o.Get("trainable");
-      if (!tr.IsUndefined()) spec.trainable = read_ids(tr, "options.trainable");
-      Napi::Value th = o.Get("threads");
-      spec.threads = th.IsUndefined() ? 1 : static_cast<int>(read_int(th, "options.threads", 1, 1024));
-      Napi::Value ig = o.Get("inputGrads");
-      if (!ig.IsUndefined() && !ig.IsBoolean()) expected("a boolean", "options.inputGrads", ig);
-      spec.input_grads = ig.IsUndefined() || ig.As<Napi::Boolean>().Value();
-      if (dtype == "float32") f32_ = std::make_unique<Tape<float>>(std::move(spec));
-      else f64_ = std::make_unique<Tape<double>>(std::move(spec));
+      if (info.Length() == 1 && info[0].IsExternal()) {  // from BuildWorker: already built
+        Built* b = info[0].As<Napi::External<Built>>().Data();
+        f32_ = std::move(b->f32);
+        f64_ = std::move(b->f64);
+        return 0;
+      }
+      Request r = read_request(info);
+      if (r.f64) f64_ = std::make_unique<Tape<double>>(std::move(r.spec));
+      else f32_ = std::make_unique<Tape<float>>(std::move(r.spec));
       return 0;
     });
   }
 
  private:
+  static Napi::Value Create(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      if (!info.This().IsFunction()) fail(ErrorCode::BadOption, "call create on the GradProgram class");
+      auto* w = new BuildWorker(info.Env(), info.This().As<Napi::Function>(), read_request(info));
+      Napi::Promise p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+
   // Calls fn(tape) on whichever Tape this object holds.
   template <typename Fn>
   Napi::Value with(const Napi::CallbackInfo& info, Fn&& fn) {

@@ -68,9 +68,11 @@ function percentile(xs: number[], q: number): number {
 
 const runs: [string, Partial<QuantizeOptions>][] = [
   ['rtn', { method: 'rtn', calibSize: 256 }],
-  // Reconstruction (block units, QDrop) and evaluation in one short run. Pack-PTQ's scoring is not
-  // covered yet: its GradProgram tapes are still built synchronously (100-200 ms each, issue 7).
+  // Reconstruction (block units, QDrop) and evaluation in one short run.
   ['qdrop', { method: 'qdrop', calibSize: 64, iters: 20 }],
+  // Block scoring (a compiled network and a tape per block), pack units, mixed precision's second
+  // calibration.
+  ['packptq', { method: 'packptq', calibSize: 64, iters: 20, mixedPrecision: true }],
 ];
 
 test.each(runs)('%s: the event loop is never held (p99 of the delays < 50 ms, no stretch of 80 ms)', async (name, extra) => {
@@ -86,7 +88,8 @@ test.each(runs)('%s: the event loop is never held (p99 of the delays < 50 ms, no
     `monitorEventLoopDelay p99 ${raw.p99.toFixed(1)} ms, max ${raw.max.toFixed(1)} ms${haveSchedstat ? '' : ' (no schedstat: raw delays)'}`);
   console.log(`${name}: longest: ${[...delays].sort((a, b) => b.ms - a.ms).slice(0, 8).map((d) => `${d.ms.toFixed(0)} ms ${d.phase}`).join(', ')}`);
   // The run went through the phases the measurement is meant to cover.
-  expect([...events]).toEqual(expect.arrayContaining(name === 'rtn' ? ['calibrate', 'evaluate'] : ['calibrate', 'reconstruct', 'evaluate']));
+  const phases = { rtn: ['calibrate', 'evaluate'], qdrop: ['calibrate', 'reconstruct', 'evaluate'], packptq: ['calibrate', 'score', 'reconstruct', 'evaluate'] }[name];
+  expect([...events]).toEqual(expect.arrayContaining(phases!));
   expect(delays.length).toBeGreaterThan(50);
   expect(p99).toBeLessThan(50);
   expect(worst.ms).toBeLessThan(80);
