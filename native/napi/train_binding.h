@@ -1,6 +1,8 @@
 // JavaScript entry point for the differentiable executor (native/train): exports.GradProgram, a
-// Tape in float32 or float64 driven synchronously from JS (tests, gradient checks, small tools).
-// The reconstruction loop itself runs natively and does not go through this binding per iteration.
+// Tape in float32 or float64 driven synchronously from JS (tests, gradient checks, small tools),
+// or built (GradProgram.create) and run (inputGradAsync) on worker threads, as Pack-PTQ's scoring
+// does. The reconstruction loop itself runs natively and does not go through this binding per
+// iteration.
 #pragma once
 #include <napi.h>
 
