@@ -239,15 +239,24 @@ class BuildWorker : public Napi::AsyncWorker {
       SetError(e.what());
     }
   }
+  // A build can end while its environment shuts down (a Worker terminated mid-build): JS cannot
+  // run then, nobody awaits the promise, and an exception escaping here would end the process.
   void OnOK() override {
-    Napi::Env env = Env();
     try {
-      deferred_.Resolve(ctor_.New({Napi::External<std::shared_ptr<Program>>::New(env, &program_)}));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      try {
+        deferred_.Resolve(ctor_.New({Napi::External<std::shared_ptr<Program>>::New(Env(), &program_)}));
+      } catch (const Napi::Error& e) {
+        deferred_.Reject(e.Value());
+      }
+    } catch (const Napi::Error&) {
     }
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(to_js_error(Env(), code_.c_str(), e.Message()).Value()); }
+  void OnError(const Napi::Error& e) override {
+    try {
+      deferred_.Reject(to_js_error(Env(), code_.c_str(), e.Message()).Value());
+    } catch (const Napi::Error&) {
+    }
+  }
 
  private:
   ProgramSpec spec_;

@@ -280,14 +280,23 @@ class BuildWorker : public Napi::AsyncWorker {
       SetError(e.what());
     }
   }
+  // As addon.cpp's BuildWorker: nothing may escape while the environment shuts down.
   void OnOK() override {
     try {
-      deferred_.Resolve(ctor_.New({Napi::External<Built>::New(Env(), &built_)}));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      try {
+        deferred_.Resolve(ctor_.New({Napi::External<Built>::New(Env(), &built_)}));
+      } catch (const Napi::Error& e) {
+        deferred_.Reject(e.Value());
+      }
+    } catch (const Napi::Error&) {
     }
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value()); }
+  void OnError(const Napi::Error& e) override {
+    try {
+      deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
+    } catch (const Napi::Error&) {
+    }
+  }
 
  private:
   Request req_;
