@@ -17,7 +17,7 @@ const SHARED = path.resolve(ROOT, '..', 'shared', 'fixtures');
 const FM = '/usr/share/datasets/fashion-mnist';
 
 interface Fixture { model: string; calib: string; eval: string; labels?: string; mean?: number[]; std?: number[] }
-function fixture(name: string, full: boolean): Fixture {
+export function fixture(name: string, full: boolean): Fixture {
   if (name === 'pointnet') {
     const d = path.join(SHARED, 'data', 'shapes3d');
     return { model: path.join(SHARED, 'models', 'pointnet.onnx'), calib: path.join(d, 'calib-256-points.npy'), eval: path.join(d, 'test-1000-points.npy') };

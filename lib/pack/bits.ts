@@ -1,7 +1,7 @@
 /**
  * Pack-level mixed precision. Each pack gets one width for its weights and activations, chosen
  * from the candidates of the target (3 → {2,3,4}, 4 → {3,4,6}, 6 → {4,6,8}); more sensitive packs
- * (mean Ω over their blocks) should get more bits. Objective: maximise Σ_p Ω_p·b_p subject to the
+ * (mean |Ω| over their blocks) should get more bits. Objective: maximise Σ_p Ω_p·b_p subject to the
  * weight budget Σ_p n_p·b_p + (stem/head bits) ≤ budget·N (N = all quantized weights, the budget
  * stated as average weight bits) and, optionally, the same for activation quantizers. This is a
  * multiple-choice knapsack; with at most 12 packs it is solved exactly by enumeration

@@ -7,13 +7,17 @@
  *   g           ∂L/∂z at z_fp, back-propagated through the FP rest of the network with P_q held
  *               fixed (per sample ∂KL/∂logits = P_fp − P_q), on the native differentiable executor;
  *   Δz          z_fp − z_q.
- *   S_b = (E[gᵀΔz] − L_b) / (½ E[ΔzᵀΔz])   a scalar curvature μ (H ≈ μI) of L w.r.t. the output;
+ *   S_b = (L_b − E[gᵀΔz]) / (½ E[ΔzᵀΔz])   the paper's score, as written there and in the notes;
  *   Ω_b = S_b · E|Δz|                        the block's sensitivity (mixed precision uses it).
  * Sign: with these definitions L(z_q) = KL(P_q ‖ P_q) = 0, so the expansion around z_fp reads
- * 0 = L_b − gᵀΔz + ½μ‖Δz‖², i.e. μ = (gᵀΔz − L_b)/(½‖Δz‖²). The notes (../shared/notes/method.md)
- * write the numerator as L_b − E[gᵀΔz], the negative of the curvature; packptq uses the sign that
- * makes S the curvature, which test/pack/score.test.ts checks against a finite-difference second
- * derivative. The paper's form takes gᵀΔz and ΔzᵀΔz summed over a sample's features ("paper");
+ * 0 = L_b − gᵀΔz + ½μ‖Δz‖²: the curvature is μ = (gᵀΔz − L_b)/(½‖Δz‖²) = −S_b.
+ * test/pack/score.test.ts checks S_b = −μ against a finite-difference second derivative. packptq
+ * keeps the published sign: it decides where packs start (running minima of S) and which packs
+ * mixed precision favours, so flipping it would give other packs than the method and its release
+ * (whose form below has the same sign). An earlier version used μ itself; on resnet20 W3A3 that
+ * put block 0 at the minimum and made one pack of the whole network.
+ *
+ * The paper's form takes gᵀΔz and ΔzᵀΔz summed over a sample's features ("paper");
  * the authors' release computes (L − mean_e(gΔz)) / (½ mean_e(Δz²)) with per-element means
  * ("release"). Both are reported; `form` picks the one packing and mixed precision use.
  * One FP pass per batch serves every block; each block adds one pass of its b-quantized network
@@ -162,7 +166,7 @@ export async function blockScores(model: Model, s: Structure, init: QuantizedGra
     const feat = shapes[k].slice(1).reduce((x, y) => x * y, 1);
     const a = acc[k];
     const loss = a.loss / n, gDz = a.gDz / n, dz2 = a.dz2 / n, absDz = a.absDz / (n * feat);
-    const paperScore = (gDz - loss) / (0.5 * dz2);
+    const paperScore = (loss - gDz) / (0.5 * dz2);
     const releaseScore = (loss - gDz / feat) / (0.5 * (dz2 / feat));
     const paper = { score: paperScore, omega: paperScore * absDz };
     const release = { score: releaseScore, omega: releaseScore * absDz };

@@ -375,7 +375,10 @@ export function mixedPrecision(g: Graph, s: Structure, plan: QuantPlan, scores: 
   const budgetBits = o.budgetBits ?? (cand[1] + cand[2]) / 2;
   const inPack = new Map<string, number>();
   packs.forEach((p, k) => { for (const b of p) for (const l of s.blocks[b].layers) inPack.set(l, k); });
-  const costs = packs.map((p) => ({ sensitivity: p.reduce((a, b) => a + scores[b].omega, 0) / p.length, weights: 0, acts: 0 }));
+  // |Ω|: the paper-form score is minus a curvature and takes either sign, but a block whose loss
+  // bends strongly either way is sensitive; maximising Σ Ω·b with a negative Ω would push such packs
+  // to the lowest width. (The release form's Ω is positive, where |Ω| = Ω.)
+  const costs = packs.map((p) => ({ sensitivity: p.reduce((a, b) => a + Math.abs(scores[b].omega), 0) / p.length, weights: 0, acts: 0 }));
   let fixedWeights = 0, fixedWeightBits = 0, fixedActs = 0, fixedActBits = 0;
   for (const l of plan.layers) {
     if (!l.weight || l.wBits === undefined) continue;

@@ -204,7 +204,7 @@ function scoresSection(r: RunReport): string {
     return `<tr><td class="n">${s.index}</td><td>${esc(s.block)}</td><td class="n">${esc(fmtOrNa(s.loss))}</td><td class="n">${esc(fmtOrNa(s.score))}</td><td class="n">${esc(fmtOrNa(s.omega))}</td><td>${k === undefined ? '' : `<span class="pack-swatch" style="background:${PALETTE[k % PALETTE.length]}"></span>${k}`}</td></tr>`;
   });
   return `${head}
-<p>S<sub>b</sub> is the curvature of the loss with respect to block b's output when only b is quantized (${esc(p.form)} form); Ω<sub>b</sub> = S<sub>b</sub>·E|Δz| its sensitivity, which mixed precision uses. A pack starts at every block whose score is below all scores before it: ${esc(p.packs.length)} pack${p.packs.length === 1 ? '' : 's'}, ${p.packs.map((pk) => `[${pk.join(',')}]`).join(' ')}.</p>
+<p>S<sub>b</sub> = (L<sub>b</sub> − E[gᵀΔz]) / (½E‖Δz‖²), the paper's Hessian-guided score of block b's output when only b is quantized (${esc(p.form)} form); Ω<sub>b</sub> = S<sub>b</sub>·E|Δz| its sensitivity, which mixed precision uses. A pack starts at every block whose score is below all scores before it: ${esc(p.packs.length)} pack${p.packs.length === 1 ? '' : 's'}, ${p.packs.map((pk) => `[${pk.join(',')}]`).join(' ')}.</p>
 <div class="multiples"><figure>${chart('scores', 'score S', 'score')}<figcaption>Block score S<sub>b</sub>.</figcaption></figure>
 <figure>${chart('omega', 'sensitivity Ω', 'omega')}<figcaption>Block sensitivity Ω<sub>b</sub>.</figcaption></figure></div>
 <table data-table="scores"><thead><tr><th class="n">#</th><th>block</th><th class="n">L<sub>b</sub> (KL)</th><th class="n">S<sub>b</sub></th><th class="n">Ω<sub>b</sub></th><th>pack</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;

@@ -221,7 +221,7 @@ void quantize_codes(Isa isa, const float* x, int64_t n, const QuantLayout& L, co
 static float lsq_round_clamped1(float t, float lo, float hi) {
   t = t == t ? t : 0.f;
   t = std::min(std::max(t, lo - 1.f), hi + 1.f);
-  return std::nearbyint(t);
+  return std::nearbyint(t) + 0.f;  // + 0: −0 → +0, as the SIMD rounding (t + 1.5·2^23) − 1.5·2^23 gives
 }
 
 void lsq_forward(Isa isa, const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,

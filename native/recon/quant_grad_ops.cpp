@@ -197,7 +197,7 @@ class LsqQuant : public GradOp<T> {
   T round_clamped1(T t) const {
     t = t == t ? t : T(0);
     t = t < lo_ - 1 ? lo_ - 1 : (t > hi_ + 1 ? hi_ + 1 : t);
-    return std::nearbyint(t);
+    return std::nearbyint(t) + T(0);  // −0 → +0, as the float kernels
   }
 
   Isa isa_;

@@ -38,7 +38,7 @@ function softmax(v: number[]): number[] {
 const head = (z: number[]) => Array.from({ length: C }, (_, c) => z.reduce((a, zi, i) => a + zi * init.wh.data[c * D + i], init.bh.data[c]));
 const kl = (p: number[], q: number[]) => p.reduce((a, pi, i) => a + (pi > 0 ? pi * Math.log(pi / q[i]) : 0), 0);
 
-test('S_b is the curvature of L along Δz (finite differences), L_b and E[gᵀΔz] match closed forms', async () => {
+test('S_b is minus the curvature of L along Δz (finite differences), L_b and E[gᵀΔz] match closed forms', async () => {
   const model = Model.fromGraph(g, 'tiny');
   const s = discoverBlocks(g);
   expect(s.blocks).toHaveLength(1);
@@ -67,7 +67,8 @@ test('S_b is the curvature of L along Δz (finite differences), L_b and E[gᵀΔ
   const phi = (t: number) => L(zf.map((v, i) => v + t * u[i]));
   const fd = (phi(h) - 2 * phi(0) + phi(-h)) / (h * h);
   expect(norm2).toBeGreaterThan(0);
-  expect(Math.abs(score.paper.score - fd) / Math.abs(fd)).toBeLessThan(0.1);
+  // The published sign: S_b = (L_b − E[gᵀΔz]) / (½E‖Δz‖²) = −μ (see lib/pack/score.ts).
+  expect(Math.abs(score.paper.score + fd) / Math.abs(fd)).toBeLessThan(0.1);
   expect(score.omega).toBeCloseTo(score.paper.score * score.absDz, 12);
   expect(score.release.score).toBeCloseTo((score.loss - score.gDz / D) / (0.5 * score.dz2 / D), 9);
 });

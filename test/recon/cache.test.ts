@@ -63,7 +63,14 @@ test('an fp16 cache halves the cache bytes and reconstructs nearly as well as fp
   });
   // The first block: (quantized input + FP target) × 64 samples × 16×28×28 floats.
   expect(a.units[1].cacheBytes).toBe(2 * 64 * 16 * 28 * 28 * 4);
-  // Same seed, same draws: only the cached values' rounding differs, so the losses stay close.
-  const blocks = a.units.map((u, k) => [u, b.units[k]]).filter(([u]) => u.kind === 'block');
-  for (const [u, v] of blocks) expect(Math.abs(v.lossEnd - u.lossEnd)).toBeLessThan(0.1 * u.lossEnd + 1e-6);
+  // Same seed, same draws: only the cached values' rounding (11 significant bits) differs, so the
+  // learned rounding and steps nearly coincide. (Unit losses are sampled by time, so not compared.)
+  let same = 0, total = 0;
+  a.quantized.weights.forEach((w, k) => {
+    const c = b.quantized.weights[k].codes;
+    for (let i = 0; i < w.codes.length; i++) same += w.codes[i] === c[i] ? 1 : 0;
+    total += w.codes.length;
+  });
+  expect(same / total).toBeGreaterThan(0.97);
+  a.quantized.acts.forEach((x, k) => expect(Math.abs(b.quantized.acts[k].params.scale[0] / x.params.scale[0] - 1)).toBeLessThan(0.02));
 }, 300000);

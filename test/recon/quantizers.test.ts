@@ -95,3 +95,40 @@ test('LsqQuant with QDrop: about p of the elements pass unquantized, reproducibl
   again.setOption('', 'drop', 0.5);
   expect(Array.from(again.forward(b.feeds)[0])).toEqual(Array.from(y1)); // same seed, same step → same mask
 });
+
+test('LsqQuant float32: the SIMD kernels equal the scalar reference (forward, mask, gradients) with and without QDrop', () => {
+  const n = 4099; // not a multiple of any vector width: tails are exercised
+  const x = randArray(n, 8, -4, 6);
+  x[5] = NaN; x[17] = 1e9; x[18] = -1e9; x[19] = 0.75; x[20] = 1.25; // NaN, clamps, exact ties (s = 0.5)
+  const g = randArray(n, 9);
+  const supported = native().simdInfo().supported as Record<string, boolean>;
+  const isas = ['scalar', 'avx2', 'avx512'].filter((isa) => supported[isa]);
+  expect(isas.length).toBeGreaterThan(1);
+  for (const drop of [0, 0.5]) {
+    const runs = isas.map((isa) => {
+      const b = lsq(x, 0.5, 3, 0, 7, 11);
+      const p = new (native().GradProgram)({ ...b.desc, isa }, { dtype: 'float32', trainable: b.trainable });
+      p.setOption('', 'drop', drop);
+      const [y] = p.forward(b.feeds);
+      const { inputs, params } = p.backward([Float32Array.from(g)]);
+      // and the step gradient without the NaN element, to compare real values
+      const finite = lsq(x.map((v) => (Number.isNaN(v) ? 0 : v)), 0.5, 3, 0, 7, 11);
+      const q = new (native().GradProgram)({ ...finite.desc, isa }, { dtype: 'float32', trainable: finite.trainable });
+      q.setOption('', 'drop', drop);
+      q.forward(finite.feeds);
+      const gsFinite = q.backward([Float32Array.from(g)]).params[0][0];
+      return { y: Array.from(y), gx: Array.from(inputs[0]), gs: params[0][0], gsFinite };
+    });
+    for (const r of runs.slice(1)) {
+      expect(r.y).toEqual(runs[0].y);
+      expect(r.gx).toEqual(runs[0].gx);
+      // A NaN input (inside the grid once rounded to 0) makes the step gradient NaN on every path.
+      if (Number.isNaN(runs[0].gs)) expect(r.gs).toBeNaN();
+      else expect(Math.abs(r.gs - runs[0].gs)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(runs[0].gs)));
+      expect(Number.isFinite(r.gsFinite)).toBe(true);
+      expect(Math.abs(r.gsFinite - runs[0].gsFinite)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(runs[0].gsFinite)));
+    }
+    if (!drop) // and the reference is the fake quantizer itself (NaN → code z, i.e. 0)
+      for (let i = 0; i < n; i++) expect(runs[0].y[i]).toBe(Number.isNaN(x[i]) ? 0 : Math.fround(fakeQuantValue(Math.fround(x[i]), 0.5, 3, 0, 7)));
+  }
+});

@@ -6,6 +6,7 @@
  * ReduceMax inputs are continuous random values, so ties (the kink there) have probability zero.
  * Each case's forward pass is also compared with the inference executor (native.Program, float32).
  */
+import { native } from '../../lib/native';
 import { Attr, Builder, forwardVsProgram, gradCheck, input, konst, param, randArray, single, Spec, numel } from './helpers';
 
 const TOL = 1e-5;
@@ -18,7 +19,38 @@ const K = (shape: number[], data: number[]) => konst(shape, Float64Array.from(da
 interface Case { name: string; build: () => Builder; maxPerTensor?: number }
 const op = (type: string, ins: (Spec | null)[], outs: number[][], attrs: Record<string, Attr> = {}) => () => single(type, ins, outs, attrs);
 
-function run(cases: Case[]) {
+/**
+ * float32 runs its own code (the SIMD inference kernels for conv forward and stride-1 input
+ * gradients, GEMM for weight gradients): its outputs and gradients must agree with float64's, on
+ * the scalar reference kernels and on every SIMD variant this CPU has.
+ */
+function float32Agrees(b: Builder): number {
+  const supported = native().simdInfo().supported as Record<string, boolean>;
+  const ref = new (native().GradProgram)(b.desc, { dtype: 'float64', trainable: b.trainable });
+  const y64: Float64Array[] = ref.forward(b.feeds.map((f) => Float64Array.from(f)));
+  const rs = y64.map((o, k) => randArray(o.length, 4000 + k, -1, 1));
+  const g64 = ref.backward(rs) as { inputs: (Float64Array | null)[]; params: Float64Array[] };
+  let worst = 0;
+  const rel = (a: ArrayLike<number>, e: ArrayLike<number>) => {
+    let scale = 1e-3, err = 0;
+    for (let i = 0; i < e.length; i++) scale = Math.max(scale, Math.abs(e[i]));
+    for (let i = 0; i < e.length; i++) err = Math.max(err, Math.abs(a[i] - e[i]) / scale);
+    return err;
+  };
+  for (const isa of ['scalar', 'avx2', 'avx512'].filter((i) => supported[i])) {
+    for (const threads of [1, 2]) {
+      const p = new (native().GradProgram)({ ...b.desc, isa }, { dtype: 'float32', trainable: b.trainable, threads });
+      const y32: Float32Array[] = p.forward(b.feeds.map((f) => Float32Array.from(f)));
+      const g32 = p.backward(rs.map((r) => Float32Array.from(r))) as { inputs: (Float32Array | null)[]; params: Float32Array[] };
+      y32.forEach((y, k) => (worst = Math.max(worst, rel(y, y64[k]))));
+      g32.inputs.forEach((g, k) => { if (g && g64.inputs[k]) worst = Math.max(worst, rel(g, g64.inputs[k]!)); });
+      g32.params.forEach((g, k) => (worst = Math.max(worst, rel(g, g64.params[k]))));
+    }
+  }
+  return worst;
+}
+
+function run(cases: Case[], opts: { float32?: boolean } = {}) {
   test.each(cases.map((c) => [c.name, c] as [string, Case]))('%s', (_n, c) => {
     const b = c.build();
     const r = gradCheck(b, { maxPerTensor: c.maxPerTensor });
@@ -26,6 +58,7 @@ function run(cases: Case[]) {
     if (r.maxErr > TOL) throw new Error(`max relative error ${r.maxErr} at ${r.worst}`);
     // The forward pass the gradients belong to is the inference executor's (float32 rounding).
     expect(forwardVsProgram(b)).toBeLessThan(1e-5);
+    if (opts.float32) expect(float32Agrees(b)).toBeLessThan(1e-5);
     if (process.env.PACKPTQ_GRAD_VERBOSE) console.log(`${c.name}: ${r.checked} elements, max rel err ${r.maxErr.toExponential(2)}`);
   });
 }
@@ -43,7 +76,9 @@ describe('Conv', () => {
     { name: '1x1 stride 2', build: op('Conv', [I([1, 3, 5, 5]), P([2, 3, 1, 1])], [[1, 2, 3, 3]], conv([1, 1], [2, 2], [0, 0, 0, 0], [1, 1])) },
     { name: '1-D as H = 1, stride 2, dilation 2', build: op('Conv', [I([2, 3, 1, 9]), P([2, 3, 1, 3])], [[2, 2, 1, 3]], conv([1, 3], [1, 2], [0, 1, 0, 0], [1, 2])) },
     { name: 'weight as a runtime input', build: op('Conv', [I([1, 2, 4, 4]), I([3, 2, 2, 2]), I([3])], [[1, 3, 3, 3]], conv([2, 2], [1, 1], [0, 0, 0, 0], [1, 1])) },
-  ]);
+    { name: 'depthwise stride 1 pad 1 (the transposed-conv input gradient)', build: op('Conv', [I([3, 8, 7, 7]), P([8, 1, 3, 3]), P([8])], [[3, 8, 7, 7]], conv([3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 8)) },
+    { name: 'asymmetric pads, stride 1, 16 channels', build: op('Conv', [I([2, 16, 6, 5]), P([16, 16, 3, 3]), P([16])], [[2, 16, 5, 5]], conv([3, 3], [1, 1], [0, 1, 1, 1], [1, 1])) },
+  ], { float32: true });
 });
 
 describe('Gemm', () => {
