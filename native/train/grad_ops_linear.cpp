@@ -29,7 +29,7 @@ class ConvGrad : public GradOp<T> {
     const auto k = ints_attr(in, "kernel", 2), st = ints_attr(in, "strides", 2), p = ints_attr(in, "pads", 4),
                d = ints_attr(in, "dilations", 2);
     N_ = x[0], C_ = x[1], H_ = x[2], W_ = x[3], M_ = w[0], KH_ = w[2], KW_ = w[3];
-    sh_ = st[0], sw_ = st[1], pt_ = p[0], pl_ = p[1], dh_ = d[0], dw_ = d[1];
+    sh_ = st[0], sw_ = st[1], pt_ = p[0], pl_ = p[1], pb_ = p[2], pr_ = p[3], dh_ = d[0], dw_ = d[1];
     G_ = in.attrs.i("group", 1);
     if (G_ < 1 || C_ % G_ || M_ % G_ || w[1] != C_ / G_)
       in.fail_shape("input " + shape_str(x) + " and weight " + shape_str(w) + " do not fit group " + str(G_));
@@ -48,7 +48,10 @@ class ConvGrad : public GradOp<T> {
     // A 1×1, stride-1, unpadded conv reads the input as its own im2col matrix.
     direct_ = KH_ == 1 && KW_ == 1 && sh_ == 1 && sw_ == 1 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0;
     // The weight gradient needs every sample's im2col matrix: keep them from the forward pass.
-    keep_cols_ = in.wants_grad(1) && !direct_;
+    // float with enough channels per group takes the channels-last weight gradient (below), which
+    // builds its patches per sample; otherwise the im2col matrices are kept from the forward pass.
+    channels_last_dw_ = std::is_same<T, float>::value && in.wants_grad(1) && !direct_ && Cg_ >= 8;
+    keep_cols_ = in.wants_grad(1) && !direct_ && !channels_last_dw_;
     if (keep_cols_) cols_.assign(static_cast<size_t>(N_ * G_ * Kc_ * P_), T(0));
     auto i32 = [](int64_t v) { return static_cast<int>(v); };
     conv_shape_.N = i32(N_), conv_shape_.C = i32(C_), conv_shape_.H = i32(H_), conv_shape_.W = i32(W_), conv_shape_.M = i32(M_);
@@ -121,8 +124,12 @@ class ConvGrad : public GradOp<T> {
       if (gxp && transposed_ok_) {
         input_grad_kernel(w, gy, gxp, a.threads);
         gxp = nullptr;  // done: the loop below computes only the weight gradient
-        if (!gw) return;
       }
+      if (gw && channels_last_dw_) {
+        weight_grad_channels_last(x, gy, gw, a.threads);
+        gw = nullptr;
+      }
+      if (!gxp && !gw) return;
     }
     const int outer = N_ >= a.threads ? a.threads : 1, inner = outer == 1 ? a.threads : 1;
     const int64_t wsize = M_ * Kc_;
@@ -200,6 +207,53 @@ class ConvGrad : public GradOp<T> {
     for (int64_t i = 0; i < total; ++i) gxp[i] += gtmp_[i];
   }
 
+  // The weight gradient for float without the im2col matrix in the GEMM's awkward orientation: each
+  // sample's input is copied channels-last with its padding ([Hp][Wp][Cg] per group), so the patch
+  // matrix colsT [P × KH·KW·Cg] is built from contiguous Cg-float copies, and
+  //   dW_g [Mg × KH·KW·Cg] += dY_g [Mg × P] · colsT
+  // takes B untransposed, which the GEMM packs with plain row copies. (Packing a [Kc × P] im2col
+  // transposed cost as much as the multiply itself.) The tap-major columns are permuted back to
+  // ONNX's [c][kh][kw] order in the final reduction.
+  void weight_grad_channels_last(const float* x, const float* gy, float* gw, int threads) {
+    const int64_t Hp = H_ + pt_ + pb_, Wp = W_ + pl_ + pr_, taps = KH_ * KW_, K2 = taps * Cg_;
+    const int outer = N_ >= threads ? threads : 1, inner = outer == 1 ? threads : 1;
+    const int64_t xt_size = Hp * Wp * Cg_;
+    ensure_scratch(outer, xt_size + P_ * K2);
+    partial_.resize(outer);
+    for (auto& p : partial_) p.assign(static_cast<size_t>(M_ * K2), 0.f);
+    const int used = parallel_chunks(N_, outer, [&](int tid, int64_t n0, int64_t n1) {
+      float* xT = scratch_[tid].data();
+      float* colsT = xT + xt_size;
+      float* part = partial_[tid].data();
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t g = 0; g < G_; ++g) {
+          const float* xg = x + (n * C_ + g * Cg_) * H_ * W_;
+          std::fill(xT, xT + xt_size, 0.f);
+          for (int64_t c = 0; c < Cg_; ++c)
+            for (int64_t h = 0; h < H_; ++h) {
+              const float* src = xg + (c * H_ + h) * W_;
+              float* dst = xT + ((h + pt_) * Wp + pl_) * Cg_ + c;
+              for (int64_t w = 0; w < W_; ++w) dst[w * Cg_] = src[w];
+            }
+          for (int64_t oh = 0; oh < OH_; ++oh)
+            for (int64_t ow = 0; ow < OW_; ++ow) {
+              float* dst = colsT + (oh * OW_ + ow) * K2;
+              for (int64_t kh = 0; kh < KH_; ++kh)
+                for (int64_t kw = 0; kw < KW_; ++kw)
+                  std::memcpy(dst + (kh * KW_ + kw) * Cg_, xT + ((oh * sh_ + kh * dh_) * Wp + ow * sw_ + kw * dw_) * Cg_,
+                              sizeof(float) * Cg_);
+            }
+          gemm(isa_, false, false, Mg_, K2, P_, gy + (n * M_ + g * Mg_) * P_, P_, colsT, K2, part + g * Mg_ * K2, K2, true, inner);
+        }
+    });
+    for (int t = 0; t < used; ++t) {
+      const float* p = partial_[t].data();
+      for (int64_t m = 0; m < M_; ++m)
+        for (int64_t c = 0; c < Cg_; ++c)
+          for (int64_t k = 0; k < taps; ++k) gw[(m * Cg_ + c) * taps + k] += p[m * K2 + k * Cg_ + c];
+    }
+  }
+
   void ensure_scratch(int threads, int64_t size) {
     if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
     for (int t = 0; t < threads; ++t)
@@ -265,9 +319,9 @@ class ConvGrad : public GradOp<T> {
   }
 
   Isa isa_;
-  int64_t N_, C_, H_, W_, M_, KH_, KW_, sh_, sw_, pt_, pl_, dh_, dw_, G_, OH_, OW_;
+  int64_t N_, C_, H_, W_, M_, KH_, KW_, sh_, sw_, pt_, pl_, pb_ = 0, pr_ = 0, dh_, dw_, G_, OH_, OW_;
   int64_t Cg_ = 0, Mg_ = 0, Kc_ = 0, P_ = 0;
-  bool has_bias_ = false, direct_ = false, keep_cols_ = false, transposed_ok_ = false;
+  bool has_bias_ = false, direct_ = false, keep_cols_ = false, transposed_ok_ = false, channels_last_dw_ = false;
   std::vector<T> cols_;
   ConvShape conv_shape_, transposed_shape_;
   std::unique_ptr<PreparedConv> fwd_, bwd_;

