@@ -12,32 +12,10 @@
 #include "napi/quant_binding.h"
 #include "napi/train_binding.h"
 #include "napi/recon_binding.h"
+#include "napi/js_errors.h"
 
 namespace packptq {
 namespace {
-
-Napi::Error to_js_error(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
-}
-
-// Runs fn, converting native failures into JS exceptions so nothing a user feeds in can crash
-// the process through an uncaught C++ exception.
-template <typename Fn>
-auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Error& e) {
-    throw to_js_error(env, e.code_name(), e.what());
-  } catch (const std::bad_alloc&) {
-    throw to_js_error(env, "NATIVE", "out of memory");
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw to_js_error(env, "NATIVE", e.what());
-  }
-}
 
 [[noreturn]] void bad(const std::string& m) { fail(ErrorCode::Native, "program description: " + m); }
 
@@ -204,7 +182,7 @@ class RunWorker : public Napi::AsyncWorker {
   }
   void OnOK() override { deferred_.Resolve(outputs_to_js(Env(), outputs_)); }
   void OnError(const Napi::Error& e) override {
-    deferred_.Reject(to_js_error(Env(), code_.c_str(), e.Message()).Value());
+    deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
   }
 
  private:
@@ -253,7 +231,7 @@ class BuildWorker : public Napi::AsyncWorker {
   }
   void OnError(const Napi::Error& e) override {
     try {
-      deferred_.Reject(to_js_error(Env(), code_.c_str(), e.Message()).Value());
+      deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
     } catch (const Napi::Error&) {
     }
   }

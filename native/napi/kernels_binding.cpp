@@ -17,31 +17,10 @@
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/variants.h"
+#include "napi/js_errors.h"
 
 namespace packptq {
 namespace {
-
-Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
-}
-
-// Native failures (packptq::Error, bad_alloc, anything else) become JS exceptions with a code.
-template <typename Fn>
-Napi::Value guarded(Napi::Env env, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const Error& e) {
-    throw js_error(env, e.code_name(), e.what());
-  } catch (const std::bad_alloc&) {
-    throw js_error(env, "NATIVE", "out of memory");
-  } catch (const std::exception& e) {
-    throw js_error(env, "NATIVE", e.what());
-  }
-}
 
 std::string describe(const Napi::Value& v) {
   if (v.IsUndefined()) return "undefined";

@@ -45,30 +45,10 @@
 
 #include "core/error.h"
 #include "kernels/quant.h"
+#include "napi/js_errors.h"
 
 namespace packptq {
 namespace {
-
-Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
-}
-
-template <typename Fn>
-Napi::Value guarded(Napi::Env env, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const Error& e) {
-    throw js_error(env, e.code_name(), e.what());
-  } catch (const std::bad_alloc&) {
-    throw js_error(env, "NATIVE", "out of memory");
-  } catch (const std::exception& e) {
-    throw js_error(env, "NATIVE", e.what());
-  }
-}
 
 // Runs `work` on a libuv worker thread and settles a Promise: resolved with `done(env)` back on the
 // main thread, rejected with a coded Error (as `guarded` makes) when `work` throws. `keep` (the

@@ -21,15 +21,10 @@
 #include "core/error.h"
 #include "napi/train_binding.h"
 #include "recon/reconstruct.h"
+#include "napi/js_errors.h"
 
 namespace packptq {
 namespace {
-
-Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
-}
 
 [[noreturn]] void bad(const std::string& what) { fail(ErrorCode::BadOption, what); }
 
@@ -157,19 +152,6 @@ class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> 
   Napi::Promise::Deferred deferred_;
   Napi::FunctionReference cb_;
 };
-
-template <typename Fn>
-auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const Error& e) {
-    throw js_error(env, e.code_name(), e.what());
-  } catch (const std::exception& e) {
-    throw js_error(env, "NATIVE", e.what());
-  }
-}
 
 class ReconJobWrap : public Napi::ObjectWrap<ReconJobWrap> {
  public:

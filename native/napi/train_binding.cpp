@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/isa.h"
 #include "train/tape.h"
+#include "napi/js_errors.h"
 
 namespace packptq {
 namespace {
@@ -25,27 +26,6 @@ namespace {
 using train::Tape;
 using train::TapeSpec;
 using train::TapeTensor;
-
-Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
-}
-
-template <typename Fn>
-auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const Error& e) {
-    throw js_error(env, e.code_name(), e.what());
-  } catch (const std::bad_alloc&) {
-    throw js_error(env, "NATIVE", "out of memory");
-  } catch (const std::exception& e) {
-    throw js_error(env, "NATIVE", e.what());
-  }
-}
 
 std::string describe(const Napi::Value& v) {
   if (v.IsUndefined()) return "undefined";
