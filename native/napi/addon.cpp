@@ -180,10 +180,9 @@ class RunWorker : public Napi::AsyncWorker {
       SetError(e.what());
     }
   }
-  void OnOK() override { deferred_.Resolve(outputs_to_js(Env(), outputs_)); }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
-  }
+  // settle / reject_quietly (napi/js_errors.h): nothing may escape while the environment shuts down.
+  void OnOK() override { settle(deferred_, [&] { deferred_.Resolve(outputs_to_js(Env(), outputs_)); }); }
+  void OnError(const Napi::Error& e) override { reject_quietly(deferred_, Env(), code_.c_str(), e.Message()); }
 
  private:
   std::shared_ptr<Program> program_;

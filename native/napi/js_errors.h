@@ -35,4 +35,28 @@ auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
   }
 }
 
+// Settles a worker's promise from its completion callback. A completion can run while its
+// environment shuts down (a worker_threads Worker terminated mid-call): JS cannot run then, nobody
+// awaits the promise, and a C++ exception escaping the callback would end the whole process
+// ("terminate called after throwing an instance of 'Napi::Error'"). So a failure to resolve becomes
+// a rejection, and a failure to reject is dropped. (binding.gyp also defines
+// NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS for the same reason.)
+template <typename Fn>
+void settle(Napi::Promise::Deferred& d, Fn&& resolve) {
+  try {
+    try {
+      resolve();
+    } catch (const Napi::Error& e) {
+      d.Reject(e.Value());
+    }
+  } catch (const Napi::Error&) {
+  }
+}
+inline void reject_quietly(Napi::Promise::Deferred& d, Napi::Env env, const char* code, const std::string& message) {
+  try {
+    d.Reject(js_error(env, code, message).Value());
+  } catch (const Napi::Error&) {
+  }
+}
+
 }  // namespace packptq

@@ -77,17 +77,17 @@ class TaskWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     if (finally_) finally_();
-    try {
-      deferred_.Resolve(done_(Env()));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (const Error& e) {
-      deferred_.Reject(js_error(Env(), e.code_name(), e.what()).Value());
-    }
+    settle(deferred_, [&] {
+      try {
+        deferred_.Resolve(done_(Env()));
+      } catch (const Error& e) {
+        deferred_.Reject(js_error(Env(), e.code_name(), e.what()).Value());
+      }
+    });
   }
   void OnError(const Napi::Error& e) override {
     if (finally_) finally_();
-    deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
+    reject_quietly(deferred_, Env(), code_.c_str(), e.Message());
   }
 
  private:

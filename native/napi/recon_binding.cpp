@@ -109,9 +109,22 @@ class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> 
   void OnProgress(const recon::ReconProgress* p, size_t n) override {
     if (cb_.IsEmpty()) return;
     Napi::Env env = Env();
-    for (size_t i = 0; i < n; ++i) cb_.Call({progress_js(env, p[i])});
+    // A throwing onProgress is surfaced as an uncaught JS exception, never as a C++ one escaping
+    // into the thread-safe function (or, while the environment shuts down, dropped).
+    try {
+      for (size_t i = 0; i < n; ++i) cb_.Call({progress_js(env, p[i])});
+    } catch (const Napi::Error& e) {
+      try {
+        e.ThrowAsJavaScriptException();
+      } catch (const Napi::Error&) {
+      }
+    }
   }
-  void OnOK() override {
+  void OnOK() override { settle(deferred_, [&] { resolve(); }); }
+  void OnError(const Napi::Error& e) override { reject_quietly(deferred_, Env(), code_.c_str(), e.Message()); }
+
+ private:
+  void resolve() {
     Napi::Env env = Env();
     Napi::Object o = Napi::Object::New(env);
     Napi::Array params = Napi::Array::New(env, res_.params.size());
@@ -129,9 +142,6 @@ class ReconWorker : public Napi::AsyncProgressQueueWorker<recon::ReconProgress> 
     o.Set("cancelled", res_.cancelled);
     deferred_.Resolve(o);
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value()); }
-
- private:
   static Napi::Object progress_js(Napi::Env env, const recon::ReconProgress& p) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("iter", p.iter);

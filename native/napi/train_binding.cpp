@@ -401,11 +401,13 @@ class GradProgramWrap : public Napi::ObjectWrap<GradProgramWrap> {
       }
     }
     void OnOK() override {
-      Napi::Float32Array f = Napi::Float32Array::New(Env(), out_.size());
-      std::copy(out_.begin(), out_.end(), f.Data());
-      deferred_.Resolve(f);
+      settle(deferred_, [&] {
+        Napi::Float32Array f = Napi::Float32Array::New(Env(), out_.size());
+        std::copy(out_.begin(), out_.end(), f.Data());
+        deferred_.Resolve(f);
+      });
     }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(js_error(Env(), "NATIVE", e.Message()).Value()); }
+    void OnError(const Napi::Error& e) override { reject_quietly(deferred_, Env(), "NATIVE", e.Message()); }
 
    private:
     Tape<float>* tape_;
