@@ -219,21 +219,9 @@ class BuildWorker : public Napi::AsyncWorker {
   // A build can end while its environment shuts down (a Worker terminated mid-build): JS cannot
   // run then, nobody awaits the promise, and an exception escaping here would end the process.
   void OnOK() override {
-    try {
-      try {
-        deferred_.Resolve(ctor_.New({Napi::External<std::shared_ptr<Program>>::New(Env(), &program_)}));
-      } catch (const Napi::Error& e) {
-        deferred_.Reject(e.Value());
-      }
-    } catch (const Napi::Error&) {
-    }
+    settle(deferred_, [&] { deferred_.Resolve(ctor_.New({Napi::External<std::shared_ptr<Program>>::New(Env(), &program_)})); });
   }
-  void OnError(const Napi::Error& e) override {
-    try {
-      deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
-    } catch (const Napi::Error&) {
-    }
-  }
+  void OnError(const Napi::Error& e) override { reject_quietly(deferred_, Env(), code_.c_str(), e.Message()); }
 
  private:
   ProgramSpec spec_;

@@ -261,22 +261,8 @@ class BuildWorker : public Napi::AsyncWorker {
     }
   }
   // As addon.cpp's BuildWorker: nothing may escape while the environment shuts down.
-  void OnOK() override {
-    try {
-      try {
-        deferred_.Resolve(ctor_.New({Napi::External<Built>::New(Env(), &built_)}));
-      } catch (const Napi::Error& e) {
-        deferred_.Reject(e.Value());
-      }
-    } catch (const Napi::Error&) {
-    }
-  }
-  void OnError(const Napi::Error& e) override {
-    try {
-      deferred_.Reject(js_error(Env(), code_.c_str(), e.Message()).Value());
-    } catch (const Napi::Error&) {
-    }
-  }
+  void OnOK() override { settle(deferred_, [&] { deferred_.Resolve(ctor_.New({Napi::External<Built>::New(Env(), &built_)})); }); }
+  void OnError(const Napi::Error& e) override { reject_quietly(deferred_, Env(), code_.c_str(), e.Message()); }
 
  private:
   Request req_;
