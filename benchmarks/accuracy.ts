@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   const bits = arg('bits', '4/4').split(',').map((b) => b.split('/').map(Number));
   const iters = Number(arg('iters', '20000'));
   const threads = Number(arg('threads', '1'));
+  const seed = Number(arg('seed', '0'));
   const name = arg('name', 'table');
   const full = process.argv.includes('--full');
   const out = path.join(ROOT, 'benchmarks', 'results', `accuracy-${name}.json`);
@@ -62,11 +63,17 @@ async function main(): Promise<void> {
     const evalSet = loadDataset({ data: fx.eval, labels: fx.labels, mean: fx.mean, std: fx.std });
     for (const [w, a] of bits)
       for (const spec of methods) {
-        const mp = spec.endsWith('+mp');
-        const method = spec.replace('+mp', '') as Method;
-        const r = await quantize(model, { method, wBits: w, aBits: a, calib, eval: evalSet, iters, threads, mixedPrecision: mp || undefined });
+        // A spec is a method with optional suffixes: +mp (pack-level mixed precision), +drop (QDrop's
+        // element-wise dropping inside the unit, p = 0.5, on top of the method's own input mixing),
+        // +qd (QDrop's dropping exactly: inside the unit, no input mixing), +mix (input mixing, p = 0.5).
+        const flags = spec.split('+').slice(1);
+        const method = spec.split('+')[0] as Method;
+        const mp = flags.includes('mp');
+        const dropProb = flags.includes('drop') || flags.includes('qd') ? 0.5 : undefined;
+        const inputQuantProb = flags.includes('qd') ? 1 : flags.includes('mix') ? 0.5 : undefined;
+        const r = await quantize(model, { method, wBits: w, aBits: a, calib, eval: evalSet, iters, threads, seed, mixedPrecision: mp || undefined, dropProb, inputQuantProb });
         const cell: Cell = {
-          model: m, method: spec, wBits: w, aBits: a, iters, fp: r.fp!.accuracy!, quantized: r.quant!.accuracy!,
+          model: m, method: seed ? `${spec} (seed ${seed})` : spec, wBits: w, aBits: a, iters, fp: r.fp!.accuracy!, quantized: r.quant!.accuracy!,
           avgWeightBits: r.avgWeightBits, avgActBits: r.avgActBits, seconds: r.seconds, evalSamples: evalSet.samples,
           packs: r.pack?.packs, packBits: r.pack?.bits, date: new Date().toISOString(), threads,
         };
