@@ -8,8 +8,9 @@
 // creation, so it can re-lay them out once.
 //
 // Canonical op set and attributes (all axes non-negative, all lists explicit):
-//   Conv           inputs x, w, [bias]; ints kernel(kh,kw) strides(2) pads(t,l,b,r) dilations(2) group.
-//                  1-D convs arrive as 2-D with H = 1.
+//   Conv           inputs x, w, [bias], [sum]; ints kernel(kh,kw) strides(2) pads(t,l,b,r) dilations(2)
+//                  group. 1-D convs arrive as 2-D with H = 1. sum (output-shaped, set by the lowering
+//                  peephole lib/engine/fuse-residual.ts) is a residual added before the activation.
 //   Gemm           inputs a, b, [c]; floats alpha beta; ints transA transB. c broadcast to [M,N].
 //   MatMul         inputs a, b, [bias]; numpy batched broadcast; rank ≥ 1 each.
 //   Conv, Gemm and MatMul also take an optional fused activation, set by the lowering peephole

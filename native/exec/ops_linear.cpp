@@ -60,14 +60,21 @@ class ConvOp : public Op {
       in.fail_shape("output shape " + shape_str(in.out_shapes[0]) + " but the convolution gives " + shape_str(want));
     has_bias_ = in.present.size() > 2 && in.present[2];
     if (has_bias_ && numel(in.in_shapes[2]) != s_.M) in.fail_shape("bias must have " + std::to_string(s_.M) + " elements");
+    has_sum_ = in.present.size() > 3 && in.present[3];
+    if (has_sum_ && in.in_shapes[3] != want) in.fail_shape("sum " + shape_str(in.in_shapes[3]) + " must have the output's shape " + shape_str(want));
     const bool const_w = in.const_data[1] != nullptr && (!has_bias_ || in.const_data[2] != nullptr);
     if (const_w) prepared_ = prepare_conv(isa_, s_, in.const_data[1], has_bias_ ? in.const_data[2] : nullptr, act_);
   }
   void run(const OpRun& r) override {
-    if (prepared_) prepared_->run(r.in[0], r.out[0], r.threads);
+    const float* sum = has_sum_ ? r.in[3] : nullptr;
+    if (prepared_) prepared_->run(r.in[0], r.out[0], r.threads, sum);
     else {
-      conv2d(isa_, s_, r.in[0], r.in[1], has_bias_ ? r.in[2] : nullptr, r.out[0], r.threads);
-      apply_activation(act_, r.out[0], (int64_t)s_.N * s_.M * s_.OH() * s_.OW());
+      float* y = r.out[0];
+      const int64_t n = (int64_t)s_.N * s_.M * s_.OH() * s_.OW();
+      conv2d(isa_, s_, r.in[0], r.in[1], has_bias_ ? r.in[2] : nullptr, y, r.threads);
+      if (sum)
+        for (int64_t i = 0; i < n; ++i) y[i] += sum[i];
+      apply_activation(act_, y, n);
     }
   }
 
@@ -75,7 +82,7 @@ class ConvOp : public Op {
   Isa isa_;
   Activation act_;
   ConvShape s_;
-  bool has_bias_ = false;
+  bool has_bias_ = false, has_sum_ = false;
   std::unique_ptr<PreparedConv> prepared_;
 };
 

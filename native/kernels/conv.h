@@ -47,7 +47,9 @@ void conv2d(Isa isa, const ConvShape& s, const float* x, const float* w, const f
 class PreparedConv {
  public:
   virtual ~PreparedConv() = default;
-  virtual void run(const float* x, float* y, int threads) = 0;
+  // sum (optional, shaped like y): a residual added before the activation, y = act(conv(x) + sum),
+  // so a following Add (and Relu / Clip) need not make another pass over y. Must not alias y.
+  virtual void run(const float* x, float* y, int threads, const float* sum = nullptr) = 0;
   virtual void update_weights(const float* w, const float* bias) = 0;
 };
 

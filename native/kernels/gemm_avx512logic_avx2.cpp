@@ -9,6 +9,7 @@
 #include "kernels/conv_act_impl.h"
 #include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
+#include "kernels/dw_chan_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
 
@@ -45,6 +46,8 @@ extern const KernelTable kAvx512LogicTable = {
     simd::dw2_plane<Cfg::W>,
     simd::gelu_erf<Cfg::W>,
     simd::softmax_rows<Cfg::W>,
+    simd::dwc_group<Cfg::W>,
+    simd::add_act<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -44,6 +44,15 @@ struct Dw2Plan {
 };
 bool make_dw2_plan(const DwGeom& g, int lanes, Dw2Plan* plan);
 
+// Layout of the channels-on-lanes depthwise kernel (dw_chan_impl.h dwc_group), in positions of the
+// zero-padded plane (Hp x Wp); the kernel scales them by its lane count. Arrays owned by the caller.
+struct DwcPlan {
+  int HW, P, taps;       // input positions, output positions, KH*KW
+  const int* in_pos;     // [HW] padded position of input position ih*W + iw
+  const int* out_pos;    // [P] padded position read by tap (0, 0) of output oh*OW + ow
+  const int* tap_pos;    // [taps] offset of tap (kh, kw) from there
+};
+
 // One work item of the convolution GEMM (conv_gemm_impl.h): output columns [c0, c1) of a column
 // space j = oh*SR + n*Ws + ow (images side by side), all M rows of one group.
 struct CgemmItem {
@@ -58,6 +67,7 @@ struct CgemmItem {
   float* y;            // y[n*y_img + m*y_row + oh*OW + ow]
   long y_img, y_row;
   const float* bias;   // per row, or nullptr
+  const float* sum;    // residual added after the last K block, before the clamp (indexed like y), or nullptr
   bool clamp;          // clamp to [lo, hi] after the last K block (fused Relu / Clip)
   float lo, hi;
   int c0, c1;
@@ -92,6 +102,12 @@ struct KernelTable {
   // over `rows` contiguous rows of n floats.
   void (*gelu_erf)(const float* x, float* y, long n);
   void (*softmax_rows)(const float* x, float* y, long rows, long n, bool log);
+  // Depthwise with channels on lanes (dw_chan_impl.h): `lanes` output planes per call; x and y
+  // hold one plane pointer per lane, w is [taps][lanes], bias [lanes]; scratch zeroed once.
+  void (*dwc_group)(const DwcPlan& plan, const float* const* x, const float* w, const float* bias, float* const* y,
+                    float* scratch, bool clamp, float lo, float hi);
+  // y = act(y + s) over n floats: a residual Add fused into the conv before it (ConvOp's `sum`).
+  void (*add_act)(float* y, const float* s, long n, bool clamp, float lo, float hi);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

@@ -539,7 +539,11 @@ inline void no_fused_activation(const GradInit& in) {
 }
 
 template <typename T>
-std::unique_ptr<GradOp<T>> make_conv(const GradInit& in) { no_fused_activation(in); return std::make_unique<ConvGrad<T>>(in); }
+std::unique_ptr<GradOp<T>> make_conv(const GradInit& in) {
+  no_fused_activation(in);
+  if (in.has_input(3)) in.fail_unsupported("a fused residual is not differentiable here; lower with fuseActivations: false");
+  return std::make_unique<ConvGrad<T>>(in);
+}
 template <typename T>
 std::unique_ptr<GradOp<T>> make_gemm(const GradInit& in) { no_fused_activation(in); return std::make_unique<GemmGrad<T>>(in); }
 template <typename T>

@@ -60,6 +60,19 @@ const CASES: [string, Shape][] = [
   ['depthwise stride 2 over wide rows (vector deinterleave)', { N: 2, C: 3, H: 6, W: 75, M: 3, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
   ['depthwise stride 2, pad 0, even width', { N: 1, C: 2, H: 9, W: 40, M: 2, KH: 3, KW: 3, strideH: 2, strideW: 2, group: 2 }],
   ['kernel as large as the padded input', { N: 1, C: 2, H: 3, W: 4, M: 3, KH: 5, KW: 4, padTop: 1, padLeft: 0, padBottom: 1, padRight: 0 }],
+  // Depthwise with channels on lanes (dw_chan_impl.h, planes up to 1024 outputs): groups of 8 / 16
+  // channels with a partial last group, batch > 1, the overlapping last block of positions (49,
+  // 196 positions), stride 2, channel multipliers, dilation with asymmetric pads, 5x5 stride 3,
+  // and planes of exactly / fewer than one vector of positions (the latter take dw2_plane).
+  ['depthwise 7x7, 20 channels, batch 3 (partial channel group)', { N: 3, C: 20, H: 7, W: 7, M: 20, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 20 }],
+  ['depthwise 14x14 stride 2, 13 channels, batch 2', { N: 2, C: 13, H: 14, W: 14, M: 13, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 13 }],
+  ['depthwise 14x14, 24 channels, batch 2', { N: 2, C: 24, H: 14, W: 14, M: 24, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 24 }],
+  ['depthwise 28x28 stride 1, 17 channels', { N: 1, C: 17, H: 28, W: 28, M: 17, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 17 }],
+  ['depthwise 7x7 channel multiplier 3 (outputs of one group span lanes)', { N: 2, C: 5, H: 7, W: 7, M: 15, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 5 }],
+  ['depthwise 10x9 dilation 2, asymmetric pads', { N: 2, C: 9, H: 10, W: 9, M: 9, KH: 3, KW: 3, dilH: 2, dilW: 2, padTop: 2, padLeft: 1, padBottom: 0, padRight: 3, group: 9 }],
+  ['depthwise 5x5 stride 3 on 11x11', { N: 1, C: 18, H: 11, W: 11, M: 18, KH: 5, KW: 5, strideH: 3, strideW: 3, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2, group: 18 }],
+  ['depthwise 4x4 (16 positions), 3x2 kernel', { N: 2, C: 11, H: 4, W: 4, M: 11, KH: 3, KW: 2, padTop: 1, padLeft: 0, padBottom: 1, padRight: 1, group: 11 }],
+  ['depthwise 3x3 planes (fewer positions than lanes)', { N: 2, C: 10, H: 3, W: 3, M: 10, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 10 }],
 ];
 
 function operands(s: Required<Shape>, seed: number) {
@@ -251,6 +264,9 @@ const FUSED_CASES: [string, Shape][] = [
   ['depthwise 3x3 on 28x28', { N: 2, C: 3, H: 28, W: 28, M: 3, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
   ['M > 64 (packed B), two K blocks, 7x7 images, partial row panel', { N: 3, C: 32, H: 7, W: 7, M: 70, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
   ['in-place B, three K blocks, tiles through the chunk buffer', { N: 3, C: 64, H: 7, W: 7, M: 8, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['depthwise 7x7, channels on lanes, partial group, batch 3', { N: 3, C: 20, H: 7, W: 7, M: 20, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 20 }],
+  ['depthwise 14x14 stride 2, channels on lanes, 13 channels', { N: 2, C: 13, H: 14, W: 14, M: 13, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 13 }],
+  ['depthwise 40x40 (plane-at-a-time kernel)', { N: 1, C: 3, H: 40, W: 40, M: 3, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
 ];
 
 const ACTS: [string, Record<string, number | string>, number, number][] = [
@@ -258,7 +274,8 @@ const ACTS: [string, Record<string, number | string>, number, number][] = [
   ['clip(-0.25, 0.5)', { activation: 'clip', act_min: -0.25, act_max: 0.5 }, -0.25, 0.5],
 ];
 
-function convProgram(s: Required<Shape>, w: Float32Array, bias: Float32Array, attrs: Record<string, number | string>, isa: string, threads: number) {
+// withSum: a second program input, the residual `sum` the conv adds before its activation.
+function convProgram(s: Required<Shape>, w: Float32Array, bias: Float32Array, attrs: Record<string, number | string>, isa: string, threads: number, withSum = false) {
   const [OH, OW] = outHW(s);
   const desc: ProgramDesc = {
     tensors: [
@@ -266,11 +283,12 @@ function convProgram(s: Required<Shape>, w: Float32Array, bias: Float32Array, at
       { shape: [s.M, s.C / s.group, s.KH, s.KW], data: w },
       { shape: [s.M], data: bias },
       { shape: [s.N, s.M, OH, OW] },
+      { shape: [s.N, s.M, OH, OW] },
     ],
-    inputs: [0],
+    inputs: withSum ? [0, 4] : [0],
     outputs: [3],
     ops: [{
-      type: 'Conv', name: 'conv', inputs: [0, 1, 2], outputs: [3],
+      type: 'Conv', name: 'conv', inputs: withSum ? [0, 1, 2, 4] : [0, 1, 2], outputs: [3],
       attrs: {
         kernel: [s.KH, s.KW], strides: [s.strideH, s.strideW], pads: [s.padTop, s.padLeft, s.padBottom, s.padRight],
         dilations: [s.dilH, s.dilW], group: s.group, ...attrs,
@@ -289,11 +307,33 @@ describe('fused conv epilogue (bias + Relu / Clip) vs the scalar reference then 
     const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
     const raw = conv('scalar', s, o.x, o.w, o.bias, 1);
     const problems: string[] = [];
-    for (const [name, attrs, lo, hi] of ACTS) {
+    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
       const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
       for (const isa of isas)
         for (const threads of [1, 2]) {
           const got = convProgram(s, o.w, o.bias, attrs, isa, threads).runSync([o.x])[0];
+          const bad = firstBad(got, ref, mag, o.bias, s);
+          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
+        }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  // The fused residual (Conv input `sum`, lib/engine/fuse-residual.ts): act(conv + bias + sum) on
+  // the same paths (direct tiles take it in the micro-kernel, buffered ones when copied out,
+  // depthwise after each item), compared with the reference plus the residual, then the clamp.
+  test.each(FUSED_CASES)('%s, with a residual', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 37 + s.M);
+    const sum = randomArray(o.ySize, rng(s.M * 7 + 1));
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
+    const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
+    const problems: string[] = [];
+    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
+      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
+      for (const isa of isas)
+        for (const threads of [1, 2]) {
+          const got = convProgram(s, o.w, o.bias, attrs, isa, threads, true).runSync([o.x, sum])[0];
           const bad = firstBad(got, ref, mag, o.bias, s);
           if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
         }
