@@ -7,6 +7,7 @@ import { Tensor, numel } from '../graph/ir';
 import { OPS, LowerContext } from '../graph/ops';
 import { Specialized } from '../graph/specialize';
 import { fuseActivations } from './fuse-activations';
+import { fuseResidual } from './fuse-residual';
 
 export interface TensorDesc { shape: number[]; data?: Float32Array; name?: string }
 export interface OpDesc {
@@ -93,5 +94,6 @@ export function lower(s: Specialized, opts: { fuseActivations?: boolean } = {}):
   // Drop the names from the description to keep it small; they stay useful in debugging via ids.
   for (const t of tensors) if (t.data && numel(t.shape) !== t.data.length) throw new NativeError(`lowering: constant "${t.name}" has a wrong size`);
   const desc = { tensors, inputs, outputs, ops };
-  return opts.fuseActivations === false ? desc : fuseActivations(desc);
+  // Residual Adds first: an Add -> Relu pair then folds into the same Conv as its activation.
+  return opts.fuseActivations === false ? desc : fuseActivations(fuseResidual(desc));
 }
