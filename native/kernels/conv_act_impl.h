@@ -131,23 +131,6 @@ void softmax_rows(const float* x, float* y, long rows, long n, bool log) {
   }
 }
 
-// y[i] = act(y[i] + s[i]): a fused residual Add (and the activation after it) applied to a conv
-// output while it is still in cache.
-template <int W>
-void add_act(float* y, const float* s, long n, bool clamp, float lo, float hi) {
-  using V = typename VecOf<W>::type;
-  long i = 0;
-  for (; i + W <= n; i += W) {
-    V v = loadu<V>(y + i) + loadu<V>(s + i);
-    if (clamp) v = clamp_v<W>(v, lo, hi);
-    storeu<V>(y + i, v);
-  }
-  for (; i < n; ++i) {
-    const float v = y[i] + s[i];
-    y[i] = clamp ? clamp_s(v, lo, hi) : v;
-  }
-}
-
 }  // namespace
 }  // namespace simd
 }  // namespace packptq

@@ -49,13 +49,12 @@ inline float clamp_s(float v, float lo, float hi) {
 }
 
 // MR x NR tile = a-panel · b-panel over kc, then the epilogue, stored to rows c + i*ldc.
-// first: add bias (or nothing); else add what c holds. Then sum (a residual laid out like c, given
-// only with the last K block), then clamp.
+// first: add bias (or nothing); else add what c holds. last && act: clamp.
 // IND: B is not packed; row p of the panel is b + ko[p] (the padded input copy itself).
 template <class Cfg, bool IND = false>
 inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                              long ldc, bool first, const float* bias, const float* sum, bool clamp, float lo,
-                              float hi, const long* __restrict ko = nullptr) {
+                              long ldc, bool first, const float* bias, bool clamp, float lo, float hi,
+                              const long* __restrict ko = nullptr) {
   constexpr int W = Cfg::W, MR = Cfg::MR, NV = Cfg::NV, NR = Cfg::NR;
   using V = typename VecOf<W>::type;
   V acc[MR][NV];
@@ -85,7 +84,6 @@ inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __
       V v = acc[i][j];
       if (first) v += bi;
       else v += loadu<V>(cp);
-      if (sum) v += loadu<V>(sum + i * ldc + j * W);
       if (clamp) v = clamp_v<W>(v, lo, hi);
       storeu<V>(cp, v);
     }
@@ -115,29 +113,41 @@ inline void copy_run(float* __restrict dst, const float* __restrict src, int len
   }
 }
 
-// dst[e] = act(src[e] + sum[e]) for e < len: copy_run with the residual and the activation (rewriting
-// an element in the overlapping tail gives the same value, src and sum being other memory).
+// y[i] = act(y[i] + s[i]): a residual Add (and the activation after it) fused into the conv.
 template <int W>
-inline void copy_run_sum(float* __restrict dst, const float* __restrict src, const float* __restrict sum, int len,
-                         bool clamp, float lo, float hi) {
+void add_act(float* y, const float* s, long n, bool clamp, float lo, float hi) {
   using V = typename VecOf<W>::type;
-  auto vec = [&](int e) {
-    V v = loadu<V>(src + e) + loadu<V>(sum + e);
-    storeu<V>(dst + e, clamp ? clamp_v<W>(v, lo, hi) : v);
-  };
-  if (len >= W) {
-    int e = 0;
-    for (; e + W <= len; e += W) vec(e);
-    if (e < len) vec(len - W);
-    return;
+  long i = 0;
+  for (; i + W <= n; i += W) {
+    V v = loadu<V>(y + i) + loadu<V>(s + i);
+    if (clamp) v = clamp_v<W>(v, lo, hi);
+    storeu<V>(y + i, v);
   }
-  if constexpr (W > 4) {
-    copy_run_sum<W / 2>(dst, src, sum, len, clamp, lo, hi);
-  } else {
-    for (int e = 0; e < len; ++e) {
-      const float v = src[e] + sum[e];
-      dst[e] = clamp ? clamp_s(v, lo, hi) : v;
+  for (; i < n; ++i) {
+    const float v = y[i] + s[i];
+    y[i] = clamp ? clamp_s(v, lo, hi) : v;
+  }
+}
+
+// The residual over the outputs of columns [c0, c1) of a work item, right after their last K block
+// (they are still in L2): it.y = act(it.y + it.sum) along the same output runs the tiles use.
+// A pass of its own, not a term in the tile epilogue: any extra state in cgemm_item's tile loop
+// cost the 3x3 convs half their speed (register allocation of the inlined micro-kernel).
+template <int W>
+__attribute__((noinline)) void cgemm_add_sum(const CgemmItem& it, int c0, int c1) {
+  int j = c0;
+  int oh = j / it.SR, r = j - oh * it.SR, n = r / it.Ws, ow = r - n * it.Ws;
+  while (j < c1) {
+    const int len = std::min(c1 - j, it.Ws - ow);
+    if (oh < it.OH && n < it.nvalid && ow < it.OW) {
+      const long off = (long)n * it.y_img + (long)oh * it.OW + ow;
+      const int cnt = std::min(len, it.OW - ow);
+      for (int m = 0; m < it.M; ++m)
+        add_act<W>(it.y + off + m * it.y_row, it.sum + off + m * it.y_row, cnt, it.clamp, it.lo, it.hi);
     }
+    j += len;
+    ow = 0;
+    if (++n * it.Ws >= it.SR) n = 0, ++oh;
   }
 }
 
@@ -231,42 +241,31 @@ void cgemm_item(const CgemmItem& it) {
         }
         if (nruns == 0) continue;
         const bool direct = nruns == 1 && run_jj[0] == 0 && run_len[0] == NR;
-        // Tiles written straight to y take the residual and the clamp in the micro-kernel; tiles
-        // through the C buffer take both when their runs are copied out.
-        const bool direct_clamp = last && it.clamp, buffered_clamp = last && it.clamp && !it.sum;
+        const bool clamp = last && it.clamp && !it.sum;  // with a residual, cgemm_add_sum clamps
         for (int ir = 0; ir < M; ir += MR) {
           const int mr = std::min(MR, M - ir);
           const float* ap = Ablk + (size_t)ir * kc;
           const float* bias = it.bias ? it.bias + ir : nullptr;  // padded to Mpad by the caller
           float* cdst = direct && mr == MR ? it.y + run_off[0] + (long)ir * it.y_row : Cb + ((size_t)(it.nkb > 1 ? q : 0) * Mpad + ir) * NR;
-          const bool to_y = direct && mr == MR;
-          const long cld = to_y ? it.y_row : NR;
-          const float* sum = to_y && last && it.sum ? it.sum + run_off[0] + (long)ir * it.y_row : nullptr;
-          const bool clamp = to_y ? direct_clamp : buffered_clamp;
+          const long cld = direct && mr == MR ? it.y_row : NR;
           if (nopack)
-            conv_micro_kernel<Cfg, true>(kc, ap, it.src + j0, cdst, cld, first, bias, sum, clamp, it.lo, it.hi,
-                                         it.koff + k0);
+            conv_micro_kernel<Cfg, true>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
           else
-            conv_micro_kernel<Cfg>(kc, ap, bp, cdst, cld, first, bias, sum, clamp, it.lo, it.hi);
+            conv_micro_kernel<Cfg>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
           // A scattered or partial tile went whole into the chunk's C buffer (panel-major, so one
           // tile is contiguous), where it accumulates over the K blocks with the same epilogue;
           // after the last K block its valid runs are copied out with vector moves.
-          if (to_y || !last) continue;
+          if ((direct && mr == MR) || !last) continue;
           const float* cb = cdst;
           for (int i = 0; i < mr; ++i) {
             const float* t = cb + i * NR;
-            const long row = (long)(ir + i) * it.y_row;
-            float* yrow = it.y + row;
-            if (it.sum)
-              for (int u = 0; u < nruns; ++u)
-                copy_run_sum<W>(yrow + run_off[u], t + run_jj[u], it.sum + row + run_off[u], run_len[u], it.clamp, it.lo,
-                                it.hi);
-            else
-              for (int u = 0; u < nruns; ++u) copy_run<W>(yrow + run_off[u], t + run_jj[u], run_len[u]);
+            float* yrow = it.y + (long)(ir + i) * it.y_row;
+            for (int u = 0; u < nruns; ++u) copy_run<W>(yrow + run_off[u], t + run_jj[u], run_len[u]);
           }
         }
       }
     }
+    if (it.sum) cgemm_add_sum<W>(it, c0, c1);
   }
 }
 
