@@ -123,9 +123,13 @@ void add_act(float* y, const float* s, long n, bool clamp, float lo, float hi) {
     if (clamp) v = clamp_v<W>(v, lo, hi);
     storeu<V>(y + i, v);
   }
-  for (; i < n; ++i) {
-    const float v = y[i] + s[i];
-    y[i] = clamp ? clamp_s(v, lo, hi) : v;
+  if constexpr (W > 4) {
+    if (i < n) add_act<W / 2>(y + i, s + i, n - i, clamp, lo, hi);  // row tails: 28 = 3 x 8 + 4
+  } else {
+    for (; i < n; ++i) {
+      const float v = y[i] + s[i];
+      y[i] = clamp ? clamp_s(v, lo, hi) : v;
+    }
   }
 }
 
