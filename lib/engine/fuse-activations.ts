@@ -12,12 +12,17 @@ import type { ProgramDesc } from './lower';
 
 const PRODUCERS = new Set(['Conv', 'Gemm', 'MatMul']);
 
-export function fuseActivations(desc: ProgramDesc): ProgramDesc {
+/** Per tensor: how many op inputs read it, the index of the op writing it; and the program outputs. */
+export function dataflow(desc: ProgramDesc): { readers: Map<number, number>; writer: Map<number, number>; outputs: Set<number> } {
   const readers = new Map<number, number>();
   for (const op of desc.ops) for (const id of op.inputs) if (id >= 0) readers.set(id, (readers.get(id) ?? 0) + 1);
-  const outputs = new Set(desc.outputs);
   const writer = new Map<number, number>();
   desc.ops.forEach((op, i) => op.outputs.forEach((id) => id >= 0 && writer.set(id, i)));
+  return { readers, writer, outputs: new Set(desc.outputs) };
+}
+
+export function fuseActivations(desc: ProgramDesc): ProgramDesc {
+  const { readers, writer, outputs } = dataflow(desc);
 
   const drop = new Set<number>();
   desc.ops.forEach((op, i) => {

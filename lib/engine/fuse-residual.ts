@@ -12,16 +12,13 @@
  * or when the Add reads conv_out twice. Only for the inference executor: programs for the
  * differentiable executor are lowered with fuseActivations: false, which skips this too.
  */
+import { dataflow } from './fuse-activations';
 import type { OpDesc, ProgramDesc } from './lower';
 
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 export function fuseResidual(desc: ProgramDesc): ProgramDesc {
-  const readers = new Map<number, number>();
-  for (const op of desc.ops) for (const id of op.inputs) if (id >= 0) readers.set(id, (readers.get(id) ?? 0) + 1);
-  const outputs = new Set(desc.outputs);
-  const writer = new Map<number, number>();
-  desc.ops.forEach((op, i) => op.outputs.forEach((id) => id >= 0 && writer.set(id, i)));
+  const { readers, writer, outputs } = dataflow(desc);
 
   const ops: (OpDesc | null)[] = [...desc.ops];
   let fused = 0;
