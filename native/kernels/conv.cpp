@@ -410,14 +410,23 @@ class GemmConv : public PreparedConv {
     if (groups < 3 * threads && threads > 1) cpg = std::max(1, std::min(panels / 2, (3 * threads + groups - 1) / groups));
     const int per = (panels + cpg - 1) / cpg;
     cpg = (panels + per - 1) / per;
-    const int items = groups * cpg;
+    // Few columns (batch 1 on 7x7 or 14x14 outputs: 1-5 chunks) leave threads idle: split the output
+    // channels too, in whole MR-row panels. With up to 64 rows the B panels are not packed (see
+    // cgemm_item), so row blocks of one chunk duplicate no work.
+    const int row_panels = (Mg_ + MR_ - 1) / MR_;
+    int rs = 1;
+    if (threads > 1 && groups * cpg < 2 * threads && Mpad_ <= 64)
+      rs = std::min(row_panels, (2 * threads + groups * cpg - 1) / (groups * cpg));
+    const int rper = (row_panels + rs - 1) / rs;
+    rs = (row_panels + rper - 1) / rper;
+    const int items = groups * cpg * rs;
     const int nt = std::min(threads, items);
     const size_t work = t_->cgemm_work_floats(Mg_, nkb_, kcb_, chunk_);
     work_.reserve(nt, work);
     // When an image group is split into column chunks (small batches), every chunk reads the whole
     // padded copy of the group: build it once per group, before the chunks, instead of once per
     // chunk (at batch 1 on two threads the six chunks built six copies, a seventh of the time).
-    const bool shared_copy = !pointwise_ && cpg > 1;
+    const bool shared_copy = !pointwise_ && cpg * rs > 1;
     if (shared_copy) {
       xq_.reserve(groups, xq_floats_);
       for_items(groups, std::min(threads, groups), [&](int, int gi) {
@@ -431,9 +440,9 @@ class GemmConv : public PreparedConv {
     // batch), one pass over them after the item, while y is in L2 and sum streams in order
     // (measured on resnet20: per chunk of columns, short rows of 16 planes, it cost as much as the
     // separate Add and Relu it replaced); otherwise per chunk inside cgemm_item.
-    const bool item_sum = sum && !pointwise_ && cpg == 1;
+    const bool item_sum = sum && !pointwise_ && cpg == 1 && rs == 1;
     for_items(items, nt, [&](int tid, int item) {
-      const int gi = item / cpg, ci = item % cpg;
+      const int ri = item % rs, gi = item / rs / cpg, ci = item / rs % cpg;
       const int n0 = gi * nb_;
       const int nvalid = pointwise_ ? s_.N : std::min(nb_, s_.N - n0);
       const float* src = x;
@@ -465,6 +474,8 @@ class GemmConv : public PreparedConv {
       it.hi = act_.hi;
       it.c0 = ci * per_ng * NR_;
       it.c1 = std::min(cols_, (ci + 1) * per_ng * NR_);
+      it.m0 = ri * rper * MR_;
+      it.m1 = std::min(Mg_, (ri + 1) * rper * MR_);
       it.work = work_.at(tid);
       for (int g = 0; g < s_.group; ++g) {
         it.wp = wp_.data() + (size_t)g * Mpad_ * Kg_;

@@ -146,7 +146,7 @@ __attribute__((noinline)) void cgemm_add_sum(const CgemmItem& it, int c0, int c1
     if (oh < it.OH && n < it.nvalid && ow < it.OW) {
       const long off = (long)n * it.y_img + (long)oh * it.OW + ow;
       const int cnt = std::min(len, it.OW - ow);
-      for (int m = 0; m < it.M; ++m)
+      for (int m = it.m0; m < it.m1; ++m)
         add_act<W>(it.y + off + m * it.y_row, it.sum + off + m * it.y_row, cnt, it.clamp, it.lo, it.hi);
     }
     j += len;
@@ -246,8 +246,8 @@ void cgemm_item(const CgemmItem& it) {
         if (nruns == 0) continue;
         const bool direct = nruns == 1 && run_jj[0] == 0 && run_len[0] == NR;
         const bool clamp = last && it.clamp && !it.sum;  // with a residual, cgemm_add_sum clamps
-        for (int ir = 0; ir < M; ir += MR) {
-          const int mr = std::min(MR, M - ir);
+        for (int ir = it.m0; ir < it.m1; ir += MR) {
+          const int mr = std::min(MR, it.m1 - ir);
           const float* ap = Ablk + (size_t)ir * kc;
           const float* bias = it.bias ? it.bias + ir : nullptr;  // padded to Mpad by the caller
           float* cdst = direct && mr == MR ? it.y + run_off[0] + (long)ir * it.y_row : Cb + ((size_t)(it.nkb > 1 ? q : 0) * Mpad + ir) * NR;

@@ -70,7 +70,8 @@ struct CgemmItem {
   const float* sum;    // residual added after the last K block, before the clamp (indexed like y), or nullptr
   bool clamp;          // clamp to [lo, hi] after the last K block (fused Relu / Clip)
   float lo, hi;
-  int c0, c1;
+  int c0, c1;          // the item's columns
+  int m0 = 0, m1 = 0;  // the item's rows [m0, m1), m0 a multiple of MR (row split when columns are few)
   float* work;         // cgemm_work_floats(M, nkb, kc_max, chunk) floats, per thread
 };
 
