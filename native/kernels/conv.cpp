@@ -412,10 +412,11 @@ class GemmConv : public PreparedConv {
     cpg = (panels + per - 1) / per;
     // Few columns (batch 1 on 7x7 or 14x14 outputs: 1-5 chunks) leave threads idle: split the output
     // channels too, in whole MR-row panels. With up to 64 rows the B panels are not packed (see
-    // cgemm_item), so row blocks of one chunk duplicate no work.
+    // cgemm_item), so row blocks of one chunk duplicate no work; with more, each row block packs the
+    // chunk's panels again (an eighth of the multiply at most), still far less than an idle thread.
     const int row_panels = (Mg_ + MR_ - 1) / MR_;
     int rs = 1;
-    if (threads > 1 && groups * cpg < 2 * threads && Mpad_ <= 64)
+    if (threads > 1 && groups * cpg < 2 * threads)
       rs = std::min(row_panels, (2 * threads + groups * cpg - 1) / (groups * cpg));
     const int rper = (row_panels + rs - 1) / rs;
     rs = (row_panels + rper - 1) / rper;

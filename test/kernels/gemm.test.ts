@@ -21,7 +21,7 @@ interface GemmCase {
 
 // Odd sizes, 1xNx1 and friends, exact tile multiples (6x16 AVX2, 14x32 AVX-512), K past one KC
 // block (256), M past one MC block (120 / 112), N past one NC block (3072), and the skinny shapes
-// of the models (attention 50x24x50, im2col 16x144x784).
+// of the models (attention 50x24x50, im2col 16x144x784), and batch-1 fully connected layers.
 const SHAPES: GemmCase[] = [
   { M: 1, N: 1, K: 1 },
   { M: 1, N: 37, K: 1 },
@@ -37,6 +37,9 @@ const SHAPES: GemmCase[] = [
   { M: 97, N: 65, K: 300 },
   { M: 130, N: 70, K: 257 },
   { M: 3, N: 3100, K: 5 },
+  // The skinny path (at most 2 rows of op(A), B read in place): vector bodies, 4-row groups, tails.
+  { M: 1, N: 301, K: 2305 },
+  { M: 2, N: 130, K: 70 },
 ];
 
 interface RunSpec extends GemmCase {
