@@ -72,8 +72,9 @@ async function main(): Promise<void> {
     }), '',
     `Roofline of resnet20's first two blocks as one unit: ${unitGflop.toFixed(2)} GFLOP per iteration (11 conv products), measured FMA peak ${peak.toFixed(1)} GFLOP/s on one ${isa} core → at most ${(peak / unitGflop).toFixed(1)} iterations/s, whatever the implementation.`].join('\n');
   const dir = path.join(ROOT, 'benchmarks', 'results');
-  fs.writeFileSync(path.join(dir, 'recon-models.json'), JSON.stringify({ date: new Date().toISOString(), iters, rows, roofline }, null, 1));
-  fs.writeFileSync(path.join(dir, 'recon-models.md'), md + '\n');
+  const base = spec === 'qdrop' ? 'recon-models' : `recon-models-${spec.replace('+', '-')}`;
+  fs.writeFileSync(path.join(dir, `${base}.json`), JSON.stringify({ date: new Date().toISOString(), method: spec, bits, iters, rows, roofline }, null, 1));
+  fs.writeFileSync(path.join(dir, `${base}.md`), md + '\n');
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
