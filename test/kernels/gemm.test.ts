@@ -40,6 +40,9 @@ const SHAPES: GemmCase[] = [
   // The skinny path (at most 2 rows of op(A), B read in place): vector bodies, 4-row groups, tails.
   { M: 1, N: 301, K: 2305 },
   { M: 2, N: 130, K: 70 },
+  // Big enough for two threads with several column chunks: op(A) packed once up front, partial
+  // row panel, two K blocks.
+  { M: 67, N: 530, K: 300 },
 ];
 
 interface RunSpec extends GemmCase {
