@@ -230,6 +230,14 @@ template <int W>
 void small_m_cols(bool transB, int M, int K, const float* a, const float* B, int ldb, float* C, int ldc,
                   bool accumulate, int n0, int n1) {
   using V = typename VecOf<W>::type;
+  // C element = the lanes of a dot-product accumulator plus the K tail past the last full vector.
+  auto finish = [&](V acc, const float* am, const float* bn, int k, float* c) {
+    float lanes[W], t = 0.f;
+    storeu<V>(lanes, acc);
+    for (int i = 0; i < W; ++i) t += lanes[i];
+    for (; k < K; ++k) t += am[k] * bn[k];
+    *c = accumulate ? *c + t : t;
+  };
   if (transB) {
     for (int m = 0; m < M; ++m) {
       const float* am = a + (size_t)m * K;
@@ -243,26 +251,14 @@ void small_m_cols(bool transB, int M, int K, const float* a, const float* B, int
 #pragma GCC unroll 4
           for (int r = 0; r < 4; ++r) acc[r] += av * loadu<V>(b0 + (long)r * ldb + k);
         }
-        for (int r = 0; r < 4; ++r) {
-          float lanes[W], t = 0.f;
-          storeu<V>(lanes, acc[r]);
-          for (int i = 0; i < W; ++i) t += lanes[i];
-          for (int kk = k; kk < K; ++kk) t += am[kk] * b0[(long)r * ldb + kk];
-          float* c = C + (long)m * ldc + n + r;
-          *c = accumulate ? *c + t : t;
-        }
+        for (int r = 0; r < 4; ++r) finish(acc[r], am, b0 + (long)r * ldb, k, C + (long)m * ldc + n + r);
       }
       for (; n < n1; ++n) {
         const float* bn = B + (long)n * ldb;
         V acc = V{};
         int k = 0;
         for (; k + W <= K; k += W) acc += loadu<V>(am + k) * loadu<V>(bn + k);
-        float lanes[W], t = 0.f;
-        storeu<V>(lanes, acc);
-        for (int i = 0; i < W; ++i) t += lanes[i];
-        for (; k < K; ++k) t += am[k] * bn[k];
-        float* c = C + (long)m * ldc + n;
-        *c = accumulate ? *c + t : t;
+        finish(acc, am, bn, k, C + (long)m * ldc + n);
       }
     }
     return;
@@ -291,11 +287,10 @@ struct GemmDriver {
   // columns split over the threads.
   static void run_small_m(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B,
                           int ldb, float* C, int ldc, bool accumulate, int threads) {
-    float at[kSmallM * 1024];
-    static thread_local Scratch scratch;
+    static thread_local Scratch scratch;  // grow-only: no allocation after the first call
     const float* a = A;
     if (transA || (M > 1 && lda != K)) {  // op(A) rows made contiguous (at most 2 x K floats)
-      float* buf = (size_t)M * K <= sizeof(at) / sizeof(float) ? at : scratch.get((size_t)M * K);
+      float* buf = scratch.get((size_t)M * K);
       for (int m = 0; m < M; ++m)
         for (int k = 0; k < K; ++k) buf[(size_t)m * K + k] = transA ? A[(long)k * lda + m] : A[(long)m * lda + k];
       a = buf;
