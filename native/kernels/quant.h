@@ -88,6 +88,17 @@ inline uint32_t drop_hash(uint32_t x) {
   x ^= x >> 16;
   return x;
 }
+// splitmix64's finaliser: a well-mixed 64-bit hash. drop_base(seed, step) is the 32-bit base of one
+// training step's per-element coins, so every step draws fresh ones and a seed replays them all.
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+inline uint32_t drop_base(uint64_t seed, uint64_t step) {
+  return static_cast<uint32_t>(splitmix64(seed ^ splitmix64(step)));
+}
 // The threshold for a dropping probability p in [0, 1] (0: never drop).
 inline uint32_t drop_threshold(double p) {
   return p <= 0 ? 0u : (p >= 1 ? 0xffffffffu : static_cast<uint32_t>(p * 4294967296.0));

@@ -111,15 +111,6 @@ class AdaRound : public GradOp<T> {
   std::vector<T> floor_;
 };
 
-// splitmix64 finaliser: a well-mixed 64-bit hash, so (seed, forward step) → the 32-bit base of
-// that step's per-element coins (kernels/quant.h drop_hash).
-inline uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // float runs the SIMD kernels of kernels/quant.h (this op is a quarter of a training step when
 // scalar); double (the gradient checks) runs the same arithmetic in a plain loop.
 template <typename T>
@@ -144,7 +135,7 @@ class LsqQuant : public GradOp<T> {
     const T* x = a.in[0];
     const T s = a.in[1][0];
     T* y = a.out[0];
-    const uint32_t base = static_cast<uint32_t>(mix(seed_ ^ mix(a.step)));
+    const uint32_t base = drop_base(seed_, a.step);
     const uint32_t threshold = drop_threshold(drop_);
     if constexpr (std::is_same<T, float>::value) {
       lsq_forward(isa_, x, n_, s, lo_, hi_, base, threshold, y, state_.data());

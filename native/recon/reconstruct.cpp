@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "kernels/quant.h"
 
 namespace packptq {
 namespace recon {
@@ -30,14 +31,17 @@ struct Adam {
   }
 };
 
-inline double rect_sigmoid(double v, double* dh) {
-  const double s = 1 / (1 + std::exp(-v));
-  const double h = s * 1.2 - 0.1;
-  if (h <= 0 || h >= 1) {
-    *dh = 0;
-    return h <= 0 ? 0 : 1;
+// h(V) = clamp(1.2·σ(V) − 0.1, 0, 1) and its derivative, in float: the regulariser visits every
+// rounding variable every step, and in double (with two pow calls) it cost as much as a late
+// block's convolutions.
+inline float rect_sigmoid(float v, float* dh) {
+  const float s = 1.f / (1.f + std::exp(-v));
+  const float h = s * 1.2f - 0.1f;
+  if (h <= 0.f || h >= 1.f) {
+    *dh = 0.f;
+    return h <= 0.f ? 0.f : 1.f;
   }
-  *dh = 1.2 * s * (1 - s);
+  *dh = 1.2f * s * (1.f - s);
   return h;
 }
 
@@ -115,7 +119,9 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
 
   std::mt19937_64 rng(cfg.seed);
   std::uniform_int_distribution<int64_t> pick(0, data.samples - 1);
-  std::uniform_real_distribution<float> coin(0.f, 1.f);
+  const uint32_t take_fp = drop_threshold(1 - cfg.input_quant_prob);
+  const bool take_fp_always = cfg.input_quant_prob <= 0;
+  const uint64_t mix_seed = splitmix64(cfg.seed ^ 0x696e7075745f6d78ull);  // apart from the ops' drop seeds
   std::vector<std::vector<float>> batch_in(nin);
   for (size_t k = 0; k < nin; ++k) batch_in[k].resize(in_sample[k] * B);
   std::vector<float> target(out_sample * B), grad(out_sample * B);
@@ -136,13 +142,24 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
     for (int b = 0; b < B; ++b) idx[b] = pick(rng);
     for (size_t k = 0; k < nin; ++k) {
       const int64_t S = in_sample[k];
+      data.inputs_q[k].gather(idx.data(), B, S, batch_in[k].data());
+      if (!mixing) continue;
+      // Each element keeps its quantized value with probability input_quant_prob, else takes the
+      // FP one. The coins are a counter hash (kernels/quant.h), not a sequential generator: a
+      // Mersenne-Twister draw per element was a quarter of an early block's training step.
+      const uint32_t base = drop_base(mix_seed + k, static_cast<uint64_t>(it));
+      const SampleStore& fp = data.inputs_fp[k];
       for (int b = 0; b < B; ++b) {
         float* dst = batch_in[k].data() + b * S;
-        data.inputs_q[k].gather(&idx[b], 1, S, dst);
-        if (mixing) {
-          const int64_t f0 = idx[b] * S;
+        const uint32_t row = base + static_cast<uint32_t>(b * S);
+        const int64_t f0 = idx[b] * S;
+        if (fp.f32) {
+          const float* src = fp.f32 + f0;
           for (int64_t e = 0; e < S; ++e)
-            if (!(coin(rng) < cfg.input_quant_prob)) dst[e] = data.inputs_fp[k].at(f0 + e);
+            if (take_fp_always || drop_hash(row + static_cast<uint32_t>(e)) < take_fp) dst[e] = src[e];
+        } else {
+          for (int64_t e = 0; e < S; ++e)
+            if (take_fp_always || drop_hash(row + static_cast<uint32_t>(e)) < take_fp) dst[e] = fp.at(f0 + e);
         }
       }
     }
@@ -172,13 +189,18 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
         const float* V = tape.param(p);
         float* g = tape.param_grad(p);
         const int64_t n = numel(tape.param_shape(p));
+        const float fbeta = static_cast<float>(beta), coef = static_cast<float>(cfg.lambda * -beta * 2);
+        double sum = 0;
         for (int64_t i = 0; i < n; ++i) {
-          double dh;
-          const double h = rect_sigmoid(V[i], &dh);
-          const double u = 2 * h - 1, au = std::fabs(u);
-          reg += 1 - std::pow(au, beta);
-          if (dh > 0 && au > 0) g[i] += static_cast<float>(cfg.lambda * -beta * std::pow(au, beta - 1) * (u > 0 ? 1 : -1) * 2 * dh);
+          float dh;
+          const float h = rect_sigmoid(V[i], &dh);
+          const float u = 2.f * h - 1.f, au = std::fabs(u);
+          // |u|^β once; d|u|^β/d|u| = β·|u|^β / |u|.
+          const float pw = au > 0.f ? std::pow(au, fbeta) : 0.f;
+          sum += 1.f - pw;
+          if (dh > 0.f && au > 0.f) g[i] += coef * (pw / au) * (u > 0.f ? 1.f : -1.f) * dh;
         }
+        reg += sum;
       }
       reg *= cfg.lambda;
     }

@@ -1,0 +1,50 @@
+/**
+ * Pack-PTQ's input mixing inside the native reconstruction loop: each element of a unit's input
+ * comes from the quantized prefix with probability inputQuantProb, else from the FP model. The unit
+ * here is a Relu with nothing to train, the quantized input all zeros and the FP input all ones, so
+ * each step's loss Σy² (mean over the batch, target 0) counts the FP elements: the binomial law
+ * gives the expected value and spread independently of how the coins are drawn.
+ */
+import { native } from '../../lib/native';
+import { Builder, input } from '../train/helpers';
+
+const N = 4096; // elements per sample
+const B = 8;
+const SAMPLES = 16;
+const STEPS = 24;
+
+function run(p: number, seed: number, half = false): Promise<{ curve: { recLoss: number }[] }> {
+  const b = new Builder();
+  const x = b.add(input([B, N], new Float64Array(B * N)));
+  b.output(...b.op('Relu', [x], [[B, N]]));
+  const job = new (native().ReconJob)(b.desc, { trainable: [], kinds: [] });
+  const q = half ? new Uint16Array(SAMPLES * N) : new Float32Array(SAMPLES * N);
+  const fp = half ? new Uint16Array(SAMPLES * N).fill(0x3c00) : new Float32Array(SAMPLES * N).fill(1); // 0x3c00: binary16 1.0
+  const target = new Float32Array(SAMPLES * N);
+  return job.run(
+    { inputsQ: [q], inputsFp: [fp], target, samples: SAMPLES },
+    { iters: STEPS, batch: B, inputQuantProb: p, seed, threads: 1, progressSeconds: 0, lrRound: 0, lrAct: 0, lambda: 0 },
+  );
+}
+
+const fpShares = (r: { curve: { recLoss: number }[] }) => r.curve.map((c) => c.recLoss / N);
+
+test.each([[0.5, false], [0.25, false], [0.9, true]])('quantized with probability %p (fp16 cache: %p): the FP share follows the binomial law', async (p, half) => {
+  const r = await run(p, 7, half);
+  expect(r.curve).toHaveLength(STEPS);
+  const shares = fpShares(r);
+  const sd = Math.sqrt((p * (1 - p)) / (N * B)); // of one step's mean share
+  for (const s of shares) expect(Math.abs(s - (1 - p))).toBeLessThan(5 * sd);
+  const mean = shares.reduce((a, s) => a + s, 0) / STEPS;
+  expect(Math.abs(mean - (1 - p))).toBeLessThan((5 * sd) / Math.sqrt(STEPS));
+  // Fresh coins every step: the counts are not all the same.
+  expect(new Set(shares).size).toBeGreaterThan(STEPS / 2);
+});
+
+test('the coins replay for a seed and change with it; probability 0 and 1 take all FP / all quantized', async () => {
+  const a = fpShares(await run(0.5, 11));
+  expect(fpShares(await run(0.5, 11))).toEqual(a);
+  expect(fpShares(await run(0.5, 12))).not.toEqual(a);
+  expect(fpShares(await run(0, 1)).every((s) => s === 1)).toBe(true);
+  expect(fpShares(await run(1, 1)).every((s) => s === 0)).toBe(true);
+});
