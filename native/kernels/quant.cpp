@@ -257,6 +257,25 @@ double lsq_backward(Isa isa, const float* x, const float* g, const uint8_t* stat
   return total;
 }
 
+// ---- the reconstruction loop's per-element passes (scalar references) ------------------------------
+
+void mix_select(Isa isa, const float* fp, int64_t n, uint32_t base, uint32_t threshold, float* dst) {
+  if (const QuantTable* t = quant_table(variant_of(isa))) return t->mix_select(fp, n, base, threshold, dst);
+  for (int64_t i = 0; i < n; ++i)
+    if (drop_hash(base + static_cast<uint32_t>(i)) < threshold) dst[i] = fp[i];
+}
+
+double sq_error(Isa isa, const float* y, const float* t, int64_t n, float gscale, float* grad) {
+  if (const QuantTable* q = quant_table(variant_of(isa))) return q->sq_error(y, t, n, gscale, grad);
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = y[i] - t[i];
+    total += double(d) * d;
+    grad[i] = gscale * d;
+  }
+  return total;
+}
+
 // ---- min / max -----------------------------------------------------------------------------------
 
 static void reference_minmax(const float* x, int64_t n, float* mn, float* mx) {

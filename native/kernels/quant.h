@@ -108,6 +108,12 @@ inline uint32_t drop_threshold(double p) {
 enum LsqState : uint8_t { kLsqDropped = 0, kLsqInside = 1, kLsqBelow = 2, kLsqAbove = 3 };
 // y = s·clamp(round_half_even(x/s), lo, hi) (lo = qmin − z, hi = qmax − z), or x where dropped;
 // state[i] records which. threshold 0 disables dropping.
+// Pack-PTQ's input mixing: dst[i] = fp[i] where drop_hash(base + i) < threshold, else dst[i] is
+// kept (the quantized value already there). threshold 0: nothing taken.
+void mix_select(Isa isa, const float* fp, int64_t n, uint32_t base, uint32_t threshold, float* dst);
+// The reconstruction loss pass: returns Σ (y − t)² (float partial sums flushed into a double in a
+// fixed order, so deterministic per ISA) and writes grad[i] = gscale·(y[i] − t[i]).
+double sq_error(Isa isa, const float* y, const float* t, int64_t n, float gscale, float* grad);
 void lsq_forward(Isa isa, const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,
                  float* y, uint8_t* state);
 // Straight-through backward: gx[i] += g[i] where the element was not clamped (gx may be null), and
@@ -268,6 +274,9 @@ struct QuantTable {
                       float* y, uint8_t* state);
   double (*lsq_backward)(const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo, float hi,
                          float* gx);
+  // The reconstruction loop's two per-element passes (declared below).
+  void (*mix_select)(const float* fp, int64_t n, uint32_t base, uint32_t threshold, float* dst);
+  double (*sq_error)(const float* y, const float* t, int64_t n, float gscale, float* grad);
 };
 extern const QuantTable kQuantAvx2Table;
 extern const QuantTable kQuantAvx512Table;

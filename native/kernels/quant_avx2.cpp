@@ -10,6 +10,6 @@ namespace packptq {
 using QAvx2 = qsimd::Q<8>;
 extern const QuantTable kQuantAvx2Table = {8, QAvx2::span, QAvx2::rows, QAvx2::minmax_span, QAvx2::minmax_rows,
                                            QAvx2::lp_errors,
-    QAvx2::lsq_forward, QAvx2::lsq_backward};
+    QAvx2::lsq_forward, QAvx2::lsq_backward, QAvx2::mix_select, QAvx2::sq_error};
 
 }  // namespace packptq

@@ -12,6 +12,6 @@ namespace packptq {
 using QLogic = qsimd::Q<16>;
 extern const QuantTable kQuantAvx512LogicTable = {16, QLogic::span, QLogic::rows, QLogic::minmax_span,
                                                   QLogic::minmax_rows, QLogic::lp_errors,
-    QLogic::lsq_forward, QLogic::lsq_backward};
+    QLogic::lsq_forward, QLogic::lsq_backward, QLogic::mix_select, QLogic::sq_error};
 
 }  // namespace packptq

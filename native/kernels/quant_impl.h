@@ -260,6 +260,45 @@ struct Q {
       }
     }
   }
+  static void mix_select(const float* fp, int64_t n, uint32_t base, uint32_t threshold, float* dst) {
+    const U lane = iota(), thr = U{} + threshold;
+    for (int64_t i = 0; i < n; i += W) {
+      const int64_t m = n - i < W ? n - i : W;
+      const I take = (I)(drop_hash_v(lane + static_cast<uint32_t>(base + static_cast<uint32_t>(i))) < thr);
+      if (m == W) {
+        const F out = take ? load(fp + i) : load(dst + i);
+        put<true>(dst + i, out, sizeof(F));
+      } else {
+        for (int64_t j = 0; j < m; ++j)
+          if (take[j]) dst[i + j] = fp[i + j];
+      }
+    }
+  }
+  static double sq_error(const float* y, const float* t, int64_t n, float gscale, float* grad) {
+    constexpr int64_t kFlush = 64;
+    const F gs = splat(gscale);
+    double total = 0;
+    F acc = F{};
+    int64_t k = 0, i = 0;
+    for (; i + W <= n; i += W) {
+      const F d = load(y + i) - load(t + i);
+      acc += d * d;
+      const F g = gs * d;
+      put<true>(grad + i, g, sizeof(F));
+      if (++k == kFlush) {
+        for (int j = 0; j < W; ++j) total += acc[j];
+        acc = F{};
+        k = 0;
+      }
+    }
+    for (int j = 0; j < W; ++j) total += acc[j];
+    for (; i < n; ++i) {
+      const float d = y[i] - t[i];
+      total += double(d) * d;
+      grad[i] = gscale * d;
+    }
+    return total;
+  }
   // Per-lane float sums, flushed into a double every kFlush vectors (fixed order: deterministic).
   static double lsq_backward(const float* x, const float* g, const uint8_t* state, int64_t n, float s_, float lo_,
                              float hi_, float* gx) {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <random>
+#include <random>  // the batch draw
 
 #include "core/error.h"
 #include "kernels/quant.h"
@@ -121,10 +121,14 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
   std::uniform_int_distribution<int64_t> pick(0, data.samples - 1);
   const uint32_t take_fp = drop_threshold(1 - cfg.input_quant_prob);
   const bool take_fp_always = cfg.input_quant_prob <= 0;
+  const Isa isa = tape.isa();
+  std::vector<float> fp_row;
+  for (size_t k = 0; k < nin && mixing; ++k)
+    if (!data.inputs_fp[k].f32 && static_cast<int64_t>(fp_row.size()) < in_sample[k]) fp_row.resize(in_sample[k]);
   const uint64_t mix_seed = splitmix64(cfg.seed ^ 0x696e7075745f6d78ull);  // apart from the ops' drop seeds
   std::vector<std::vector<float>> batch_in(nin);
   for (size_t k = 0; k < nin; ++k) batch_in[k].resize(in_sample[k] * B);
-  std::vector<float> target(out_sample * B), grad(out_sample * B);
+  std::vector<float> target(data.target.f32 ? 0 : out_sample * B), grad(out_sample * B);
   std::vector<Adam> adam(kinds.size());
   std::vector<int64_t> idx(B);
 
@@ -151,30 +155,29 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
       const SampleStore& fp = data.inputs_fp[k];
       for (int b = 0; b < B; ++b) {
         float* dst = batch_in[k].data() + b * S;
-        const uint32_t row = base + static_cast<uint32_t>(b * S);
-        const int64_t f0 = idx[b] * S;
-        if (fp.f32) {
-          const float* src = fp.f32 + f0;
-          for (int64_t e = 0; e < S; ++e)
-            if (take_fp_always || drop_hash(row + static_cast<uint32_t>(e)) < take_fp) dst[e] = src[e];
-        } else {
-          for (int64_t e = 0; e < S; ++e)
-            if (take_fp_always || drop_hash(row + static_cast<uint32_t>(e)) < take_fp) dst[e] = fp.at(f0 + e);
+        if (take_fp_always) {
+          fp.gather(&idx[b], 1, S, dst);
+          continue;
         }
+        const float* src = fp.f32 ? fp.f32 + idx[b] * S : nullptr;
+        if (!src) {  // fp16 cache: widen the sample first
+          fp.gather(&idx[b], 1, S, fp_row.data());
+          src = fp_row.data();
+        }
+        mix_select(isa, src, S, base + static_cast<uint32_t>(b * S), take_fp, dst);
       }
     }
-    data.target.gather(idx.data(), B, out_sample, target.data());
+    if (!data.target.f32) data.target.gather(idx.data(), B, out_sample, target.data());
 
     std::vector<const float*> ins(nin);
     for (size_t k = 0; k < nin; ++k) ins[k] = batch_in[k].data();
     tape.forward(ins);
     const float* y = tape.output(0);
+    // Per sample, against the cached target in place (an fp32 cache needs no gathered copy).
     double rec = 0;
-    const float inv_b = 1.f / B;
-    for (int64_t i = 0; i < out_sample * B; ++i) {
-      const float d = y[i] - target[i];
-      rec += double(d) * d;
-      grad[i] = 2.f * d * inv_b;
+    for (int b = 0; b < B; ++b) {
+      const float* t = data.target.f32 ? data.target.f32 + idx[b] * out_sample : target.data() + b * out_sample;
+      rec += sq_error(isa, y + b * out_sample, t, out_sample, 2.f / B, grad.data() + b * out_sample);
     }
     rec /= B;
     tape.backward({grad.data()});
