@@ -87,4 +87,17 @@ double peak_gflops(KernelVariant v, int threads, double seconds) {
   return t->peak_gflops(threads, seconds);
 }
 
+void dot_windows(Isa isa, const float* A, long lda, int M, const float* B, const long* boff, int J, long L, float* C,
+                 long ldc) {
+  if (const KernelTable* t = kernel_table(variant_of(isa))) return t->dot_windows(A, lda, M, B, boff, J, L, C, ldc);
+  for (int m = 0; m < M; ++m)
+    for (int j = 0; j < J; ++j) {
+      const float* a = A + m * lda;
+      const float* b = B + boff[j];
+      float t = 0.f;
+      for (long q = 0; q < L; ++q) t += a[q] * b[q];
+      C[m * ldc + j] += t;
+    }
+}
+
 }  // namespace packptq

@@ -16,4 +16,9 @@ void sgemm(Isa isa, bool transA, bool transB, int M, int N, int K, const float* 
 void sgemm(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
            float* C, int ldc, bool accumulate, int threads);
 
+// Windowed dot products (a stride-1 convolution's weight gradient, train/ConvGrad):
+//   C[m·ldc + j] += Σ_{q < L} A[m·lda + q] · B[boff[j] + q]      (m < M, j < J)
+// Single-threaded; the caller splits the work.
+void dot_windows(Isa isa, const float* A, long lda, int M, const float* B, const long* boff, int J, long L, float* C,
+                 long ldc);
 }  // namespace packptq

@@ -9,6 +9,7 @@
 #include "kernels/conv_act_impl.h"
 #include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
+#include "kernels/dot_windows_impl.h"
 #include "kernels/dw_chan_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
@@ -48,6 +49,7 @@ extern const KernelTable kAvx512LogicTable = {
     simd::softmax_rows<Cfg::W>,
     simd::dwc_group<Cfg::W>,
     simd::add_act<Cfg::W>,
+    simd::Avx512Dot::run,
 };
 
 }  // namespace packptq

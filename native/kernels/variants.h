@@ -109,6 +109,9 @@ struct KernelTable {
                     float* scratch, bool clamp, float lo, float hi);
   // y = act(y + s) over n floats: a residual Add fused into the conv before it (ConvOp's `sum`).
   void (*add_act)(float* y, const float* s, long n, bool clamp, float lo, float hi);
+  // Windowed dot products (dot_windows_impl.h; contract in gemm.h dot_windows).
+  void (*dot_windows)(const float* A, long lda, int M, const float* B, const long* boff, int J, long L, float* C,
+                      long ldc);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

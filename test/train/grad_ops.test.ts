@@ -80,6 +80,10 @@ describe('Conv', () => {
     { name: 'asymmetric pads, stride 1, 16 channels', build: op('Conv', [I([2, 16, 6, 5]), P([16, 16, 3, 3]), P([16])], [[2, 16, 5, 5]], conv([3, 3], [1, 1], [0, 1, 1, 1], [1, 1])) },
     { name: 'stride 2, dilation (1,2), 8 channels (channels-last weight gradient)', build: op('Conv', [I([2, 8, 9, 9]), P([4, 8, 3, 3]), P([4])], [[2, 4, 4, 3]], conv([3, 3], [2, 2], [1, 0, 0, 1], [1, 2])) },
     { name: 'group 2 of 8 channels, pad 1', build: op('Conv', [I([1, 16, 6, 6]), P([8, 8, 3, 3]), P([8])], [[1, 8, 6, 6]], conv([3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 2)) },
+    // Output rows of 256+ positions take the windowed weight gradient (train/grad_ops_linear.cpp).
+    { name: 'windowed weight gradient: 3x3 pad 1, 16x16, 6 output channels', build: op('Conv', [I([2, 3, 16, 16]), P([6, 3, 3, 3]), P([6])], [[2, 6, 16, 16]], conv([3, 3], [1, 1], [1, 1, 1, 1], [1, 1])) },
+    { name: 'windowed weight gradient: dilation 2, asymmetric pads, group 2', build: op('Conv', [I([1, 4, 17, 18]), P([4, 2, 3, 3])], [[1, 4, 14, 17]], conv([3, 3], [1, 1], [1, 2, 0, 1], [2, 2], 2)) },
+    { name: 'windowed weight gradient: 1x1 (reads x and dY in place)', build: op('Conv', [I([2, 5, 16, 17]), P([9, 5, 1, 1])], [[2, 9, 16, 17]], conv([1, 1], [1, 1], [0, 0, 0, 0], [1, 1])) },
   ], { float32: true });
 });
 
