@@ -229,33 +229,45 @@ class ConvGrad : public GradOp<T> {
     const int64_t Hp = H_ + pt_ + pb_, Wp = W_ + pl_ + pr_, taps = KH_ * KW_, K2 = taps * Cg_;
     const int outer = N_ >= threads ? threads : 1, inner = outer == 1 ? threads : 1;
     const int64_t xt_size = Hp * Wp * Cg_;
-    ensure_scratch(outer, xt_size + P_ * K2);
+    // Several samples per GEMM (K = nb·P): on small planes one sample's P (49 at 7×7) is too short
+    // a reduction for the GEMM to amortise its packing. The batch's patch rows stay within ~2 MB.
+    const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(N_, (int64_t(1) << 19) / std::max<int64_t>(1, P_ * K2)));
+    ensure_scratch(outer, xt_size + nb * P_ * K2 + Mg_ * nb * P_);
     partial_.resize(outer);
     for (auto& p : partial_) p.assign(static_cast<size_t>(M_ * K2), 0.f);
     const int used = parallel_chunks(N_, outer, [&](int tid, int64_t n0, int64_t n1) {
       float* xT = scratch_[tid].data();
       float* colsT = xT + xt_size;
+      float* dy = colsT + nb * P_ * K2;
       float* part = partial_[tid].data();
-      for (int64_t n = n0; n < n1; ++n)
+      for (int64_t b0 = n0; b0 < n1; b0 += nb) {
+        const int64_t cnt = std::min(nb, n1 - b0), KK = cnt * P_;
         for (int64_t g = 0; g < G_; ++g) {
-          const float* xg = x + (n * C_ + g * Cg_) * H_ * W_;
-          std::fill(xT, xT + xt_size, 0.f);
-          for (int64_t c = 0; c < Cg_; ++c)
-            for (int64_t h = 0; h < H_; ++h) {
-              const float* src = xg + (c * H_ + h) * W_;
-              float* dst = xT + ((h + pt_) * Wp + pl_) * Cg_ + c;
-              for (int64_t w = 0; w < W_; ++w) dst[w * Cg_] = src[w];
-            }
-          for (int64_t oh = 0; oh < OH_; ++oh)
-            for (int64_t ow = 0; ow < OW_; ++ow) {
-              float* dst = colsT + (oh * OW_ + ow) * K2;
-              for (int64_t kh = 0; kh < KH_; ++kh)
-                for (int64_t kw = 0; kw < KW_; ++kw)
-                  std::memcpy(dst + (kh * KW_ + kw) * Cg_, xT + ((oh * sh_ + kh * dh_) * Wp + ow * sw_ + kw * dw_) * Cg_,
-                              sizeof(float) * Cg_);
-            }
-          gemm(isa_, false, false, Mg_, K2, P_, gy + (n * M_ + g * Mg_) * P_, P_, colsT, K2, part + g * Mg_ * K2, K2, true, inner);
+          for (int64_t i = 0; i < cnt; ++i) {
+            const int64_t n = b0 + i;
+            const float* xg = x + (n * C_ + g * Cg_) * H_ * W_;
+            std::fill(xT, xT + xt_size, 0.f);
+            for (int64_t c = 0; c < Cg_; ++c)
+              for (int64_t h = 0; h < H_; ++h) {
+                const float* src = xg + (c * H_ + h) * W_;
+                float* dst = xT + ((h + pt_) * Wp + pl_) * Cg_ + c;
+                for (int64_t w = 0; w < W_; ++w) dst[w * Cg_] = src[w];
+              }
+            for (int64_t oh = 0; oh < OH_; ++oh)
+              for (int64_t ow = 0; ow < OW_; ++ow) {
+                float* dst = colsT + (i * P_ + oh * OW_ + ow) * K2;
+                for (int64_t kh = 0; kh < KH_; ++kh)
+                  for (int64_t kw = 0; kw < KW_; ++kw)
+                    std::memcpy(dst + (kh * KW_ + kw) * Cg_, xT + ((oh * sh_ + kh * dh_) * Wp + ow * sw_ + kw * dw_) * Cg_,
+                                sizeof(float) * Cg_);
+              }
+            // dY rows side by side: row m of the batch's [Mg × cnt·P] operand.
+            for (int64_t m = 0; m < Mg_; ++m)
+              std::memcpy(dy + m * KK + i * P_, gy + (n * M_ + g * Mg_ + m) * P_, sizeof(float) * P_);
+          }
+          gemm(isa_, false, false, Mg_, K2, KK, dy, KK, colsT, K2, part + g * Mg_ * K2, K2, true, inner);
         }
+      }
     });
     for (int t = 0; t < used; ++t) {
       const float* p = partial_[t].data();
