@@ -138,7 +138,9 @@ class LsqQuant : public GradOp<T> {
     const uint32_t base = drop_base(seed_, a.step);
     const uint32_t threshold = drop_threshold(drop_);
     if constexpr (std::is_same<T, float>::value) {
-      lsq_forward(isa_, x, n_, s, lo_, hi_, base, threshold, y, state_.data());
+      blocks(a.threads, [&](int64_t i0, int64_t len, int64_t) {
+        lsq_forward(isa_, x + i0, len, s, lo_, hi_, base + static_cast<uint32_t>(i0), threshold, y + i0, state_.data() + i0);
+      });
     } else {
       for (int64_t i = 0; i < n_; ++i) {
         if (threshold && drop_hash(base + static_cast<uint32_t>(i)) < threshold) {
@@ -161,7 +163,11 @@ class LsqQuant : public GradOp<T> {
     T* gs = a.gin[1];
     double acc = 0;
     if constexpr (std::is_same<T, float>::value) {
-      acc = lsq_backward(isa_, x, g, state_.data(), n_, s, lo_, hi_, gx_);
+      partial_.assign(static_cast<size_t>((n_ + kBlock - 1) / kBlock), 0.0);
+      blocks(a.threads, [&](int64_t i0, int64_t len, int64_t b) {
+        partial_[b] = lsq_backward(isa_, x + i0, g + i0, state_.data() + i0, len, s, lo_, hi_, gx_ ? gx_ + i0 : nullptr);
+      });
+      for (double p : partial_) acc += p;  // block order: the same sum on any number of threads
     } else {
       for (int64_t i = 0; i < n_; ++i) {
         const T v = x[i] / s;
@@ -183,6 +189,19 @@ class LsqQuant : public GradOp<T> {
   }
 
  private:
+  // The float kernels run over fixed blocks (a multiple of every ISA's flush interval), in
+  // parallel; a block's coins are drop_hash(base + global index), so neither the mask nor the step
+  // gradient depends on the thread count.
+  static constexpr int64_t kBlock = 32768;
+  template <typename Fn>
+  void blocks(int threads, Fn&& fn) const {
+    const int64_t nb = (n_ + kBlock - 1) / kBlock;
+    parallel_for(nb, gx::threads_for(n_, threads), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) fn(b * kBlock, std::min(kBlock, n_ - b * kBlock), b);
+    });
+  }
+  std::vector<double> partial_;
+
   // round_half_even(t) after clamping t one step outside [lo, hi] (NaN → 0): clamping commutes
   // with rounding for integer bounds, so r < lo / r > hi say whether round(t) itself is clamped.
   T round_clamped1(T t) const {

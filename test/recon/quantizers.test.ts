@@ -132,3 +132,20 @@ test('LsqQuant float32: the SIMD kernels equal the scalar reference (forward, ma
       for (let i = 0; i < n; i++) expect(runs[0].y[i]).toBe(Number.isNaN(x[i]) ? 0 : Math.fround(fakeQuantValue(Math.fround(x[i]), 0.5, 3, 0, 7)));
   }
 });
+
+test('LsqQuant float32 over several parallel blocks: mask, output and gradients do not depend on the thread count', () => {
+  const n = 100003; // three full blocks of 32768 and a ragged tail
+  const x = randArray(n, 31, -4, 6);
+  const g = Float32Array.from(randArray(n, 32));
+  const runs = [1, 2].map((threads) => {
+    const b = lsq(x, 0.5, 3, 0, 7, 13);
+    const p = new (native().GradProgram)(b.desc, { dtype: 'float32', trainable: b.trainable, threads });
+    p.setOption('', 'drop', 0.5);
+    const [y] = p.forward(b.feeds.map((f: Float64Array) => Float32Array.from(f)));
+    const { inputs, params } = p.backward([g]);
+    return { y: Buffer.from(y.buffer), gx: Buffer.from(inputs[0].buffer), gs: params[0][0] };
+  });
+  expect(runs[1].y.equals(runs[0].y)).toBe(true);
+  expect(runs[1].gx.equals(runs[0].gx)).toBe(true);
+  expect(runs[1].gs).toBe(runs[0].gs);
+});
