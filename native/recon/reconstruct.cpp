@@ -7,6 +7,7 @@
 #include <random>  // the batch draw
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "kernels/quant.h"
 
 namespace packptq {
@@ -17,19 +18,26 @@ namespace {
 struct Adam {
   std::vector<float> m, v;
   double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-  void step(float* p, const float* g, int64_t n, double lr, int t) {
+  template <typename ThreadsFor>
+  void step(float* p, const float* g, int64_t n, double lr, int t, const ThreadsFor& threads_for) {
     if (m.empty()) m.assign(n, 0.f), v.assign(n, 0.f);
     const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
     const float a = static_cast<float>(lr * std::sqrt(c2) / c1);
     const float e = static_cast<float>(eps * std::sqrt(c2));
     const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
-    for (int64_t i = 0; i < n; ++i) {
-      m[i] = fb1 * m[i] + (1 - fb1) * g[i];
-      v[i] = fb2 * v[i] + (1 - fb2) * g[i] * g[i];
-      p[i] -= a * m[i] / (std::sqrt(v[i]) + e);
-    }
+    float* mm = m.data();
+    float* vv = v.data();
+    parallel_for(n, threads_for(n), [&](int64_t i0, int64_t i1) {  // element-wise: any split gives the same bits
+      for (int64_t i = i0; i < i1; ++i) {
+        mm[i] = fb1 * mm[i] + (1 - fb1) * g[i];
+        vv[i] = fb2 * vv[i] + (1 - fb2) * g[i] * g[i];
+        p[i] -= a * mm[i] / (std::sqrt(vv[i]) + e);
+      }
+    });
   }
 };
+
+constexpr int64_t kRegBlock = 8192;  // rounding variables per regulariser partial sum
 
 // h(V) = clamp(1.2·σ(V) − 0.1, 0, 1) and its derivative, in float: the regulariser visits every
 // rounding variable every step, and in double (with two pow calls) it cost as much as a late
@@ -122,9 +130,14 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
   const uint32_t take_fp = drop_threshold(1 - cfg.input_quant_prob);
   const bool take_fp_always = cfg.input_quant_prob <= 0;
   const Isa isa = tape.isa();
-  std::vector<float> fp_row;
+  std::vector<float> fp_rows;  // fp16 cache: each sample's FP input widened before mixing
   for (size_t k = 0; k < nin && mixing; ++k)
-    if (!data.inputs_fp[k].f32 && static_cast<int64_t>(fp_row.size()) < in_sample[k]) fp_row.resize(in_sample[k]);
+    if (!data.inputs_fp[k].f32 && static_cast<int64_t>(fp_rows.size()) < in_sample[k] * B) fp_rows.resize(in_sample[k] * B);
+  // The loop's own passes (input preparation, loss, regulariser, optimiser) use the unit's threads
+  // when there is enough work to pay for the hand-off.
+  const int threads = std::max(1, cfg.threads);
+  auto threads_for = [threads](int64_t work) { return work >= 16384 ? threads : 1; };
+  std::vector<double> rec_part(B), reg_part;
   const uint64_t mix_seed = splitmix64(cfg.seed ^ 0x696e7075745f6d78ull);  // apart from the ops' drop seeds
   std::vector<std::vector<float>> batch_in(nin);
   for (size_t k = 0; k < nin; ++k) batch_in[k].resize(in_sample[k] * B);
@@ -146,26 +159,29 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
     for (int b = 0; b < B; ++b) idx[b] = pick(rng);
     for (size_t k = 0; k < nin; ++k) {
       const int64_t S = in_sample[k];
-      data.inputs_q[k].gather(idx.data(), B, S, batch_in[k].data());
-      if (!mixing) continue;
       // Each element keeps its quantized value with probability input_quant_prob, else takes the
       // FP one. The coins are a counter hash (kernels/quant.h), not a sequential generator: a
-      // Mersenne-Twister draw per element was a quarter of an early block's training step.
+      // Mersenne-Twister draw per element was a quarter of an early block's training step. Every
+      // sample's coins are fixed by (seed, step, position), so the threads split samples freely.
       const uint32_t base = drop_base(mix_seed + k, static_cast<uint64_t>(it));
-      const SampleStore& fp = data.inputs_fp[k];
-      for (int b = 0; b < B; ++b) {
-        float* dst = batch_in[k].data() + b * S;
-        if (take_fp_always) {
-          fp.gather(&idx[b], 1, S, dst);
-          continue;
+      const SampleStore& fp = mixing ? data.inputs_fp[k] : data.inputs_q[k];
+      parallel_for(B, threads_for(S * B), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          float* dst = batch_in[k].data() + b * S;
+          if (take_fp_always && mixing) {
+            fp.gather(&idx[b], 1, S, dst);
+            continue;
+          }
+          data.inputs_q[k].gather(&idx[b], 1, S, dst);
+          if (!mixing) continue;
+          const float* src = fp.f32 ? fp.f32 + idx[b] * S : nullptr;
+          if (!src) {  // fp16 cache: widen the sample first
+            fp.gather(&idx[b], 1, S, fp_rows.data() + b * S);
+            src = fp_rows.data() + b * S;
+          }
+          mix_select(isa, src, S, base + static_cast<uint32_t>(b * S), take_fp, dst);
         }
-        const float* src = fp.f32 ? fp.f32 + idx[b] * S : nullptr;
-        if (!src) {  // fp16 cache: widen the sample first
-          fp.gather(&idx[b], 1, S, fp_row.data());
-          src = fp_row.data();
-        }
-        mix_select(isa, src, S, base + static_cast<uint32_t>(b * S), take_fp, dst);
-      }
+      });
     }
     if (!data.target.f32) data.target.gather(idx.data(), B, out_sample, target.data());
 
@@ -174,11 +190,14 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
     tape.forward(ins);
     const float* y = tape.output(0);
     // Per sample, against the cached target in place (an fp32 cache needs no gathered copy).
+    parallel_for(B, threads_for(out_sample * B), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* t = data.target.f32 ? data.target.f32 + idx[b] * out_sample : target.data() + b * out_sample;
+        rec_part[b] = sq_error(isa, y + b * out_sample, t, out_sample, 2.f / B, grad.data() + b * out_sample);
+      }
+    });
     double rec = 0;
-    for (int b = 0; b < B; ++b) {
-      const float* t = data.target.f32 ? data.target.f32 + idx[b] * out_sample : target.data() + b * out_sample;
-      rec += sq_error(isa, y + b * out_sample, t, out_sample, 2.f / B, grad.data() + b * out_sample);
-    }
+    for (int b = 0; b < B; ++b) rec += rec_part[b];  // sample order: the same sum on any number of threads
     rec /= B;
     tape.backward({grad.data()});
 
@@ -193,24 +212,32 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
         float* g = tape.param_grad(p);
         const int64_t n = numel(tape.param_shape(p));
         const float fbeta = static_cast<float>(beta), coef = static_cast<float>(cfg.lambda * -beta * 2);
-        double sum = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          float dh;
-          const float h = rect_sigmoid(V[i], &dh);
-          const float u = 2.f * h - 1.f, au = std::fabs(u);
-          // |u|^β once; d|u|^β/d|u| = β·|u|^β / |u|.
-          const float pw = au > 0.f ? std::pow(au, fbeta) : 0.f;
-          sum += 1.f - pw;
-          if (dh > 0.f && au > 0.f) g[i] += coef * (pw / au) * (u > 0.f ? 1.f : -1.f) * dh;
-        }
-        reg += sum;
+        // Fixed blocks with their own partial sums: the value is the same on any number of threads.
+        const int64_t nblk = (n + kRegBlock - 1) / kRegBlock;
+        reg_part.assign(static_cast<size_t>(nblk), 0.0);
+        parallel_for(nblk, threads_for(n), [&](int64_t k0, int64_t k1) {
+          for (int64_t k = k0; k < k1; ++k) {
+            double sum = 0;
+            for (int64_t i = k * kRegBlock, e = std::min(n, i + kRegBlock); i < e; ++i) {
+              float dh;
+              const float h = rect_sigmoid(V[i], &dh);
+              const float u = 2.f * h - 1.f, au = std::fabs(u);
+              // |u|^β once; d|u|^β/d|u| = β·|u|^β / |u|.
+              const float pw = au > 0.f ? std::pow(au, fbeta) : 0.f;
+              sum += 1.f - pw;
+              if (dh > 0.f && au > 0.f) g[i] += coef * (pw / au) * (u > 0.f ? 1.f : -1.f) * dh;
+            }
+            reg_part[k] = sum;
+          }
+        });
+        for (double v : reg_part) reg += v;
       }
       reg *= cfg.lambda;
     }
     const double cosine = 0.5 * (1 + std::cos(M_PI * it / cfg.iters));
     for (size_t p = 0; p < kinds.size(); ++p) {
       const double lr = kinds[p] == ParamKind::Rounding ? cfg.lr_round : cfg.lr_act * cosine;
-      adam[p].step(tape.param(p), tape.param_grad(p), numel(tape.param_shape(p)), lr, it + 1);
+      adam[p].step(tape.param(p), tape.param_grad(p), numel(tape.param_shape(p)), lr, it + 1, threads_for);
     }
     // A step size must stay positive whatever the optimiser does.
     for (size_t p = 0; p < kinds.size(); ++p)

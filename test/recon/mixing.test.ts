@@ -13,7 +13,7 @@ const B = 8;
 const SAMPLES = 16;
 const STEPS = 24;
 
-function run(p: number, seed: number, half = false, isa?: string): Promise<{ curve: { recLoss: number }[] }> {
+function run(p: number, seed: number, half = false, isa?: string, threads = 1): Promise<{ curve: { recLoss: number }[] }> {
   const b = new Builder();
   const x = b.add(input([B, N], new Float64Array(B * N)));
   b.output(...b.op('Relu', [x], [[B, N]]));
@@ -23,7 +23,7 @@ function run(p: number, seed: number, half = false, isa?: string): Promise<{ cur
   const target = new Float32Array(SAMPLES * N);
   return job.run(
     { inputsQ: [q], inputsFp: [fp], target, samples: SAMPLES },
-    { iters: STEPS, batch: B, inputQuantProb: p, seed, threads: 1, progressSeconds: 0, lrRound: 0, lrAct: 0, lambda: 0 },
+    { iters: STEPS, batch: B, inputQuantProb: p, seed, threads, progressSeconds: 0, lrRound: 0, lrAct: 0, lambda: 0 },
   );
 }
 
@@ -44,6 +44,8 @@ test.each([[0.5, false], [0.25, false], [0.9, true]])('quantized with probabilit
 test('the coins replay for a seed and change with it; probability 0 and 1 take all FP / all quantized', async () => {
   const a = fpShares(await run(0.5, 11));
   expect(fpShares(await run(0.5, 11))).toEqual(a);
+  expect(fpShares(await run(0.5, 11, false, undefined, 2))).toEqual(a); // two threads split the samples, same coins
+  expect(fpShares(await run(0.5, 11, true, undefined, 2))).toEqual(a); // fp16 cache: same coins
   expect(fpShares(await run(0.5, 12))).not.toEqual(a);
   expect(fpShares(await run(0, 1)).every((s) => s === 1)).toBe(true);
   expect(fpShares(await run(1, 1)).every((s) => s === 0)).toBe(true);
