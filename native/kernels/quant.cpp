@@ -241,8 +241,8 @@ void lsq_forward(Isa isa, const float* x, int64_t n, float s, float lo, float hi
 }
 
 double lsq_backward(Isa isa, const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo,
-                    float hi, float* gx) {
-  if (const QuantTable* t = quant_table(variant_of(isa))) return t->lsq_backward(x, g, state, n, s, lo, hi, gx);
+                    float hi, float* gx, bool assign) {
+  if (const QuantTable* t = quant_table(variant_of(isa))) return t->lsq_backward(x, g, state, n, s, lo, hi, gx, assign);
   double total = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i] / s;
@@ -252,7 +252,7 @@ double lsq_backward(Isa isa, const float* x, const float* g, const uint8_t* stat
       case kLsqAbove: total += g[i] * hi; break;
       default: break;
     }
-    if (gx && state[i] <= kLsqInside) gx[i] += g[i];
+    if (gx) gx[i] = (assign ? 0.f : gx[i]) + (state[i] <= kLsqInside ? g[i] : 0.f);
   }
   return total;
 }

@@ -116,10 +116,11 @@ void mix_select(Isa isa, const float* fp, int64_t n, uint32_t base, uint32_t thr
 double sq_error(Isa isa, const float* y, const float* t, int64_t n, float gscale, float* grad);
 void lsq_forward(Isa isa, const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,
                  float* y, uint8_t* state);
-// Straight-through backward: gx[i] += g[i] where the element was not clamped (gx may be null), and
-// returns ∂L/∂s = Σ g·(round(x/s) − x/s) inside + Σ g·lo below + Σ g·hi above (LSQ's step gradient).
+// Straight-through backward: gx[i] += g[i] where the element was not clamped (gx may be null; with
+// assign, gx[i] = that or 0), and returns ∂L/∂s = Σ g·(round(x/s) − x/s) inside + Σ g·lo below +
+// Σ g·hi above (LSQ's step gradient).
 double lsq_backward(Isa isa, const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo,
-                    float hi, float* gx);
+                    float hi, float* gx, bool assign = false);
 
 // Per-channel min and max, NaN ignored; a channel with no non-NaN element gets +inf / −inf.
 void min_max(Isa isa, const float* x, int64_t n, const QuantLayout& L, float* mins, float* maxs, int threads = 1);
@@ -273,7 +274,7 @@ struct QuantTable {
   void (*lsq_forward)(const float* x, int64_t n, float s, float lo, float hi, uint32_t base, uint32_t threshold,
                       float* y, uint8_t* state);
   double (*lsq_backward)(const float* x, const float* g, const uint8_t* state, int64_t n, float s, float lo, float hi,
-                         float* gx);
+                         float* gx, bool assign);
   // The reconstruction loop's two per-element passes (declared below).
   void (*mix_select)(const float* fp, int64_t n, uint32_t base, uint32_t threshold, float* dst);
   double (*sq_error)(const float* y, const float* t, int64_t n, float gscale, float* grad);

@@ -301,7 +301,7 @@ struct Q {
   }
   // Per-lane float sums, flushed into a double every kFlush vectors (fixed order: deterministic).
   static double lsq_backward(const float* x, const float* g, const uint8_t* state, int64_t n, float s_, float lo_,
-                             float hi_, float* gx) {
+                             float hi_, float* gx, bool assign) {
     constexpr int64_t kFlush = 64;
     const F s = splat(s_), lo = splat(lo_), hi = splat(hi_);
     double total = 0;
@@ -323,10 +323,10 @@ struct Q {
       if (gx) {
         const F pass = st <= 1 ? gv : F{};
         if (m == W) {
-          const F o = load(gx + i) + pass;
+          const F o = assign ? pass : load(gx + i) + pass;
           put<true>(gx + i, o, sizeof(F));
         } else {
-          for (int64_t j = 0; j < m; ++j) gx[i + j] += pass[j];
+          for (int64_t j = 0; j < m; ++j) gx[i + j] = (assign ? 0.f : gx[i + j]) + pass[j];
         }
       }
       if (++k == kFlush) {

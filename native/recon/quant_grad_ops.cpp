@@ -161,11 +161,12 @@ class LsqQuant : public GradOp<T> {
     const T* g = a.gout[0];
     T* gx_ = a.gin[0];
     T* gs = a.gin[1];
+    const bool assign = a.fresh(0);
     double acc = 0;
     if constexpr (std::is_same<T, float>::value) {
       partial_.assign(static_cast<size_t>((n_ + kBlock - 1) / kBlock), 0.0);
       blocks(a.threads, [&](int64_t i0, int64_t len, int64_t b) {
-        partial_[b] = lsq_backward(isa_, x + i0, g + i0, state_.data() + i0, len, s, lo_, hi_, gx_ ? gx_ + i0 : nullptr);
+        partial_[b] = lsq_backward(isa_, x + i0, g + i0, state_.data() + i0, len, s, lo_, hi_, gx_ ? gx_ + i0 : nullptr, assign);
       });
       for (double p : partial_) acc += p;  // block order: the same sum on any number of threads
     } else {
@@ -177,11 +178,12 @@ class LsqQuant : public GradOp<T> {
           case kLsqAbove: acc += g[i] * hi_; break;
           default: break;
         }
-        if (gx_ && state_[i] <= kLsqInside) gx_[i] += g[i];
+        if (gx_) gx_[i] = (assign ? T(0) : gx_[i]) + (state_[i] <= kLsqInside ? g[i] : T(0));
       }
     }
     if (gs) gs[0] += static_cast<T>(acc);
   }
+  bool assigns_input_grad(size_t k) const override { return k == 0; }
   bool set_option(const std::string& key, double value) override {
     if (key != "drop") return false;
     drop_ = value < 0 ? 0 : (value > 1 ? 1 : value);

@@ -62,6 +62,11 @@ struct GradArgs {
   // Number of forward passes run before this one: ops with per-iteration randomness (QDrop's
   // dropping) seed from it so a run is reproducible.
   uint64_t step = 0;
+  // gin_fresh[k] (when present): gin[k] holds stale values because this op is the first to write
+  // that gradient in the reverse pass; the op must ASSIGN every element instead of adding. Only
+  // set for inputs where assigns_input_grad(k) said yes; it spares the Tape zeroing the buffer.
+  std::vector<bool> gin_fresh;
+  bool fresh(size_t k) const { return k < gin_fresh.size() && gin_fresh[k]; }
 };
 
 template <typename T>
@@ -72,6 +77,8 @@ class GradOp {
   virtual void forward(const GradArgs<T>& a) = 0;
   // Called after the forward pass of the same iteration, with that pass's values.
   virtual void backward(const GradArgs<T>& a) = 0;
+  // Whether backward() honours GradArgs::gin_fresh for input k (writes all of gin[k] when fresh).
+  virtual bool assigns_input_grad(size_t k) const { return false; }
   // Tunables that change between iterations (an annealed temperature, soft vs hard rounding, a drop
   // probability). Returns whether the op knows `key`; unknown keys are the caller's error to report.
   virtual bool set_option(const std::string& key, double value) { return false; }

@@ -120,10 +120,15 @@ class UnaryGrad : public GradOp<T> {
     const T* __restrict y = a.out[0];
     const T* __restrict gy = a.gout[0];
     const F f = f_;
+    const bool assign = a.fresh(0);
     parallel_for(n_, threads_for(n_, a.threads), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) gxp[i] += gy[i] * f.d(x[i], y[i]);
+      if (assign)
+        for (int64_t i = b; i < e; ++i) gxp[i] = gy[i] * f.d(x[i], y[i]);
+      else
+        for (int64_t i = b; i < e; ++i) gxp[i] += gy[i] * f.d(x[i], y[i]);
     });
   }
+  bool assigns_input_grad(size_t k) const override { return k == 0; }
 
  private:
   int64_t n_;

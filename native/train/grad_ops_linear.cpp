@@ -73,8 +73,7 @@ class ConvGrad : public GradOp<T> {
       transposed_shape_.C = i32(M_), transposed_shape_.H = i32(OH_), transposed_shape_.W = i32(OW_), transposed_shape_.M = i32(C_);
       transposed_shape_.pad_top = i32(eh - p[0]), transposed_shape_.pad_bottom = i32(eh - p[2]);
       transposed_shape_.pad_left = i32(ew - p[1]), transposed_shape_.pad_right = i32(ew - p[3]);
-      wflip_.assign(static_cast<size_t>(M_ * Kc_), 0.f);
-      gtmp_.assign(static_cast<size_t>(N_ * C_ * H_ * W_), 0.f);
+      wflip_.assign(static_cast<size_t>(M_ * Kc_), 0.f);  // gtmp_ only when dX has other writers
     }
   }
 
@@ -111,6 +110,9 @@ class ConvGrad : public GradOp<T> {
     });
   }
 
+  // dX is assigned when the stride-1 float path computes it as one convolution (float only).
+  bool assigns_input_grad(size_t k) const override { return k == 0 && transposed_ok_; }
+
   void backward(const GradArgs<T>& a) override {
     const T* x = a.in[0];
     const T* w = a.in[1];
@@ -129,7 +131,7 @@ class ConvGrad : public GradOp<T> {
     if (!gxp && !gw) return;
     if constexpr (std::is_same<T, float>::value) {
       if (gxp && transposed_ok_) {
-        input_grad_kernel(w, gy, gxp, a.threads);
+        input_grad_kernel(w, gy, gxp, a.threads, a.fresh(0));
         gxp = nullptr;  // done: the loop below computes only the weight gradient
       }
       if (gw && windowed_dw_) {
@@ -202,7 +204,7 @@ class ConvGrad : public GradOp<T> {
   // With stride 1 the input gradient is itself a convolution: of dY with the kernel flipped in
   // space and its in/out channels swapped (per group), padded by d·(k−1) − pad. That reuses the
   // fast forward kernel instead of a thin Wᵀ·dY product (K = output channels, often 16) + col2im.
-  void input_grad_kernel(const float* w, const float* gy, float* gxp, int threads) {
+  void input_grad_kernel(const float* w, const float* gy, float* gxp, int threads, bool assign) {
     const int64_t taps = KH_ * KW_;
     for (int64_t g = 0; g < G_; ++g)
       for (int64_t m = 0; m < Mg_; ++m)
@@ -213,6 +215,11 @@ class ConvGrad : public GradOp<T> {
         }
     if (!bwd_) bwd_ = prepare_conv(isa_, transposed_shape_, wflip_.data(), nullptr);
     else bwd_->update_weights(wflip_.data(), nullptr);
+    if (assign) {  // the first gradient written into dX: straight into it
+      bwd_->run(gy, gxp, threads);
+      return;
+    }
+    if (gtmp_.empty()) gtmp_.assign(static_cast<size_t>(N_ * C_ * H_ * W_), 0.f);
     bwd_->run(gy, gtmp_.data(), threads);
     const int64_t total = N_ * C_ * H_ * W_;
     for (int64_t i = 0; i < total; ++i) gxp[i] += gtmp_[i];

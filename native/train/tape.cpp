@@ -122,9 +122,21 @@ Tape<T>::Tape(TapeSpec spec)
   std::vector<bool> is_output(nt, false);
   for (int id : outputs_) is_output[id] = true;
   zero_before_.assign(steps_list_.size(), {});
+  fresh_at_.assign(steps_list_.size(), {});
+  for (size_t s = 0; s < steps_list_.size(); ++s) fresh_at_[s].assign(steps_list_[s].in.size(), false);
   for (int i = 0; i < nt; ++i) {
     if (!needs_grad_[i]) continue;
-    if (is_output[i] || last[i] < 0) zero_at_start_.push_back(i);
+    if (is_output[i] || last[i] < 0) {
+      zero_at_start_.push_back(i);
+      continue;
+    }
+    // The first writer may assign instead of add when it reads the tensor through one slot only
+    // and says it honours gin_fresh there; otherwise the buffer is zeroed just before it runs.
+    const Step& st = steps_list_[last[i]];
+    int slot = -1, uses = 0;
+    for (size_t k = 0; k < st.in.size(); ++k)
+      if (st.in[k] == i) slot = static_cast<int>(k), ++uses;
+    if (st.backward && uses == 1 && st.op->assigns_input_grad(static_cast<size_t>(slot))) fresh_at_[last[i]][slot] = true;
     else zero_before_[last[i]].push_back(i);
   }
   grads_.resize(nt);
@@ -182,8 +194,10 @@ void Tape<T>::backward(const std::vector<const T*>& output_grads) {
   a.step = steps_ - 1;
   for (auto it = steps_list_.rbegin(); it != steps_list_.rend(); ++it) {
     Step& st = *it;
-    for (int id : zero_before_[steps_list_.rend() - it - 1]) std::memset(grads_[id].data(), 0, sizeof(T) * grads_[id].size());
+    const size_t si = static_cast<size_t>(steps_list_.rend() - it - 1);
+    for (int id : zero_before_[si]) std::memset(grads_[id].data(), 0, sizeof(T) * grads_[id].size());
     if (!st.backward) continue;
+    a.gin_fresh = fresh_at_[si];
     a.in.clear();
     a.out.clear();
     a.gout.clear();

@@ -107,6 +107,7 @@ class Tape {
   // reverse pass (the tensor's last reader), so the memset leaves them hot in cache for that op
   // instead of streaming every buffer through memory at the start of backward().
   std::vector<std::vector<int>> zero_before_;  // per step
+  std::vector<std::vector<bool>> fresh_at_;     // per step and input slot: assign, not add (no zeroing)
   std::vector<int> zero_at_start_;
   Isa isa_;
   int threads_;
