@@ -246,12 +246,14 @@ class BinaryGrad : public GradOp<T> {
     if (a.gin[0])
       accumulate_into(b_, 0, a.gin[0], a.threads, [&](const int64_t* off, int64_t o, int64_t j) {
         return G[o + j] * f.da(A[off[0] + j * sa], B[off[1] + j * sb], Y[o + j]);
-      });
+      }, a.fresh(0));
     if (a.gin[1])
       accumulate_into(b_, 1, a.gin[1], a.threads, [&](const int64_t* off, int64_t o, int64_t j) {
         return G[o + j] * f.db(A[off[0] + j * sa], B[off[1] + j * sb], Y[o + j]);
-      });
+      }, a.fresh(1));
   }
+  // A full-shape (not broadcast) input gets exactly one term per element: it can be assigned.
+  bool assigns_input_grad(size_t k) const override { return k < 2 && b_.full[k] && !b_.strides[k].empty() && b_.strides[k].back() == 1; }
 
  private:
   Bcast b_;

@@ -239,11 +239,15 @@ void bcast_rows_parallel(const Bcast& b, int threads, Fn&& fn) {
 // term(offsets, out_offset, j). A full input is updated in parallel; a broadcast one serially,
 // because several output elements land on the same input element.
 template <typename T, typename Term>
-void accumulate_into(const Bcast& b, size_t k, T* g, int threads, Term&& term) {
+void accumulate_into(const Bcast& b, size_t k, T* g, int threads, Term&& term, bool assign = false) {
   const int64_t sk = b.strides[k].back();
+  // assign (the Tape's gin_fresh): only for a full-shape input, whose elements get one term each.
+  if (assign && !(b.full[k] && sk == 1)) fail(ErrorCode::Native, "accumulate_into: assign needs a full-shape input");
   auto row = [&](const int64_t* off, int64_t o, int64_t n) {
     T* __restrict gr = g + off[k];
-    if (sk == 1)
+    if (assign)
+      for (int64_t j = 0; j < n; ++j) gr[j] = term(off, o, j);
+    else if (sk == 1)
       for (int64_t j = 0; j < n; ++j) gr[j] += term(off, o, j);
     else {
       T s = 0;
