@@ -29,13 +29,19 @@ class SoftmaxGrad : public GradOp<T> {
       T m = -std::numeric_limits<T>::infinity();
       for (int64_t k = 0; k < n_; ++k) m = std::max(m, x[k * inner_]);
       double s = 0;
-      for (int64_t k = 0; k < n_; ++k) s += std::exp(static_cast<double>(x[k * inner_] - m));
       if (log_) {
+        for (int64_t k = 0; k < n_; ++k) s += std::exp(static_cast<double>(x[k * inner_] - m));
         const T ls = static_cast<T>(std::log(s));
         for (int64_t k = 0; k < n_; ++k) y[k * inner_] = (x[k * inner_] - m) - ls;
       } else {
+        // One exp per element: kept in y, then scaled (attention rows make this a hot loop).
+        for (int64_t k = 0; k < n_; ++k) {
+          const double e = std::exp(static_cast<double>(x[k * inner_] - m));
+          s += e;
+          y[k * inner_] = static_cast<T>(e);
+        }
         const double inv = 1.0 / s;
-        for (int64_t k = 0; k < n_; ++k) y[k * inner_] = static_cast<T>(std::exp(static_cast<double>(x[k * inner_] - m)) * inv);
+        for (int64_t k = 0; k < n_; ++k) y[k * inner_] = static_cast<T>(y[k * inner_] * inv);
       }
     });
   }
