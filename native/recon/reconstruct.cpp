@@ -82,10 +82,6 @@ const HalfTable& half_table() {
 }
 }  // namespace
 
-float half_to_float(uint16_t h) { return half_table().v[h]; }
-
-float SampleStore::at(int64_t i) const { return f16 ? half_table().v[f16[i]] : f32[i]; }
-
 void SampleStore::gather(const int64_t* idx, int count, int64_t per, float* dst) const {
   if (f16) {
     const float* t = half_table().v;
@@ -164,19 +160,19 @@ ReconResult reconstruct(train::Tape<float>& tape, const std::vector<ParamKind>& 
       // Mersenne-Twister draw per element was a quarter of an early block's training step. Every
       // sample's coins are fixed by (seed, step, position), so the threads split samples freely.
       const uint32_t base = drop_base(mix_seed + k, static_cast<uint64_t>(it));
-      const SampleStore& fp = mixing ? data.inputs_fp[k] : data.inputs_q[k];
+      const SampleStore* fp = mixing ? &data.inputs_fp[k] : nullptr;
       parallel_for(B, threads_for(S * B), [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
           float* dst = batch_in[k].data() + b * S;
-          if (take_fp_always && mixing) {
-            fp.gather(&idx[b], 1, S, dst);
+          if (fp && take_fp_always) {
+            fp->gather(&idx[b], 1, S, dst);
             continue;
           }
           data.inputs_q[k].gather(&idx[b], 1, S, dst);
-          if (!mixing) continue;
-          const float* src = fp.f32 ? fp.f32 + idx[b] * S : nullptr;
+          if (!fp) continue;
+          const float* src = fp->f32 ? fp->f32 + idx[b] * S : nullptr;
           if (!src) {  // fp16 cache: widen the sample first
-            fp.gather(&idx[b], 1, S, fp_rows.data() + b * S);
+            fp->gather(&idx[b], 1, S, fp_rows.data() + b * S);
             src = fp_rows.data() + b * S;
           }
           mix_select(isa, src, S, base + static_cast<uint32_t>(b * S), take_fp, dst);

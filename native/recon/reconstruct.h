@@ -40,11 +40,8 @@ struct SampleStore {
   int64_t size = 0;  // elements
   // Samples idx[0..count) of `per` elements each, converted to float, into dst (count × per).
   void gather(const int64_t* idx, int count, int64_t per, float* dst) const;
-  float at(int64_t i) const;
   int64_t bytes() const { return size * (f16 ? 2 : 4); }
 };
-// IEEE binary16 bits → float, exactly (a table of all 65536 values).
-float half_to_float(uint16_t h);
 
 struct ReconData {
   // One entry per unit input: N samples each, quantized-prefix values and (optionally) FP values.
