@@ -137,8 +137,25 @@ export function discoverBlocks(g: Graph, opts: DiscoverOptions = {}): Structure 
     };
   };
 
+  // A block runs on through following segments that hold no layer (the ReLU after a ResNet
+  // block's residual Add, a PointNet layer's activation), so consecutive blocks meet at one value
+  // and no node falls between two blocks.
+  const runOn = (ranges: { from: number; to: number; output: string }[]) => {
+    const owned = new Set(ranges.map((r) => r.from));
+    for (const r of ranges) {
+      let k = segments.findIndex((x) => x.from === r.to);
+      while (k >= 0 && !owned.has(segments[k].from) && !nodes.slice(segments[k].from, segments[k].to).some((n) => layerNames.has(n.name))) {
+        r.to = segments[k].to;
+        r.output = segments[k].output;
+        k = segments.findIndex((x) => x.from === r.to);
+      }
+    }
+  };
+
   if (opts.blockPrefixes?.length) {
-    blocks = userBlocks(opts.blockPrefixes, nodes, layerNames, boundaries);
+    const ranges = userBlocks(opts.blockPrefixes, nodes, layerNames, boundaries);
+    runOn(ranges);
+    blocks = ranges.map((r) => ({ ...makeBlock(r.from, r.to, r.input, r.output, 'user', []), name: r.name }));
   } else {
     // Residual segments, merged per module unless split.
     const residual = segments.filter((s) => s.residual);
@@ -182,17 +199,7 @@ export function discoverBlocks(g: Graph, opts: DiscoverOptions = {}): Structure 
       ...merged.map((s) => ({ s, found: 'residual' as const })),
       ...moduleSegs.filter((s) => nodes.slice(s.from, s.to).some((n) => layerNames.has(n.name))).map((s) => ({ s, found: 'module' as const })),
     ].sort((a, b) => a.s.from - b.s.from);
-    // A block runs on through following segments that hold no layer (the ReLU after a ResNet
-    // block's residual Add), so consecutive blocks meet at one value and nothing falls between.
-    const owned = new Set(all.map(({ s }) => s.from));
-    for (const { s } of all) {
-      let k = segments.findIndex((x) => x.from === s.to);
-      while (k >= 0 && !owned.has(segments[k].from) && !nodes.slice(segments[k].from, segments[k].to).some((n) => layerNames.has(n.name))) {
-        s.to = segments[k].to;
-        s.output = segments[k].output;
-        k = segments.findIndex((x) => x.from === s.to);
-      }
-    }
+    runOn(all.map(({ s }) => s));
     blocks = all.map(({ s, found }) => makeBlock(s.from, s.to, s.input, s.output, found, s.prefix));
     if (opts.split) {
       // Name the two halves of a transformer block apart.
@@ -229,8 +236,8 @@ export function discoverBlocks(g: Graph, opts: DiscoverOptions = {}): Structure 
   return { layers, blocks, stem, head, between, units };
 }
 
-function userBlocks(prefixes: string[], nodes: Node[], layerNames: Set<string>, boundaries: { at: number; value: string }[]): Block[] {
-  const blocks: Block[] = [];
+function userBlocks(prefixes: string[], nodes: Node[], layerNames: Set<string>, boundaries: { at: number; value: string }[]) {
+  const ranges: { name: string; from: number; to: number; input: string; output: string }[] = [];
   for (const prefix of prefixes) {
     const idx = nodes.map((n, k) => (n.name.startsWith(prefix) ? k : -1)).filter((k) => k >= 0);
     const layerNodes = idx.filter((k) => layerNames.has(nodes[k].name));
@@ -238,14 +245,11 @@ function userBlocks(prefixes: string[], nodes: Node[], layerNames: Set<string>, 
     const from = idx[0], to = idx[idx.length - 1] + 1;
     const start = [...boundaries].reverse().find((b) => b.at <= from);
     const end = boundaries.find((b) => b.at >= to);
-    if (!start || !end || start.at !== from || end.at !== to)
+    if (!start || !end || start.at !== from || end.at !== to || idx.length !== to - from)
       throw new BadOptionError(`--blocks: the nodes under "${prefix}" do not form a block with a single input and a single output`);
-    if (blocks.some((b) => b.layers.some((l) => nodes[layerNodes[0]].name === l)))
+    if (ranges.some((r) => r.from < to && from < r.to))
       throw new BadOptionError(`--blocks: the prefix "${prefix}" overlaps another block`);
-    blocks.push({
-      name: prefix, layers: layerNodes.map((k) => nodes[k].name), nodes: idx.map((k) => nodes[k].name),
-      input: start.value, output: end.value, found: 'user',
-    });
+    ranges.push({ name: prefix, from, to, input: start.value, output: end.value });
   }
-  return blocks.sort((a, b) => nodes.findIndex((n) => n.name === a.nodes[0]) - nodes.findIndex((n) => n.name === b.nodes[0]));
+  return ranges.sort((a, b) => a.from - b.from);
 }

@@ -64,6 +64,18 @@ test('blocks given by node-name prefix override discovery; a prefix matching not
   expect(() => discoverBlocks(g, { blockPrefixes: ['/nothing/'] })).toThrow(/\/nothing\//);
 });
 
+(sharedAvailable() ? test : test.skip)('pointnet: user blocks of one conv each run on through the activation after it, so they chain', () => {
+  // Without the run-on, the ReLU between two blocks belonged to neither, and a pack of them read a
+  // value its subgraph did not compute.
+  const g = Model.load(byName.get('pointnet')!.file).graph;
+  const s = discoverBlocks(g, { blockPrefixes: ['/features/features.3/', '/features/features.6/', '/features/features.9/'] });
+  expect(s.blocks.map((b) => b.layers)).toEqual([['/features/features.3/Conv'], ['/features/features.6/Conv'], ['/features/features.9/Conv']]);
+  for (let k = 1; k < s.blocks.length; k++) expect(s.blocks[k].input).toBe(s.blocks[k - 1].output);
+  expect(s.blocks[0].nodes.some((n) => /Relu/.test(n))).toBe(true);
+  expect(s.stem).toEqual(['/features/features.0/Conv']);
+  expect(() => discoverBlocks(g, { blockPrefixes: ['/features/features.3/', '/features/features.3/Conv'] })).toThrow(/overlaps/);
+});
+
 test('a residual graph without module names: the residual segment is a block, other layers are stem/head', () => {
   const r = rng(3);
   const g = graph({
