@@ -10,6 +10,7 @@ import { canonicalize } from '../graph/passes';
 import { checkSupported, specialize } from '../graph/specialize';
 import { decodeModel, loadModelFile } from '../onnx/decode';
 import { OnnxModel } from '../onnx/schema';
+import { batchParts, samplesIndependent } from './batch-shards';
 import { ProgramDesc, lower } from './lower';
 import { NativeProgram } from './program';
 
@@ -41,6 +42,8 @@ export class Model {
   /** The first graph output: the logits evaluate and quantize read. */
   readonly output: ValueInfo;
   private readonly programs = new Map<string, NativeProgram>();
+  /** Batch shards per `batch/isa/threads`, or null where the graph mixes samples. */
+  private readonly shardSets = new Map<string, NativeProgram[] | null>();
   private readonly building = new Map<string, Promise<NativeProgram>>();
 
   private constructor(readonly file: string, readonly onnx: OnnxModel | undefined, opts: LoadOptions = {}, graph?: Graph) {
@@ -124,7 +127,34 @@ export class Model {
       this.programs.set(key, p);
     }
     p.setThreads(threads);
+    p.setShards((this.shards(batch, threads, opts, (d) => new NativeProgram(d, this.file)) as NativeProgram[] | null) ?? []);
     return p;
+  }
+
+  /**
+   * With several threads and a batch of at least two samples per thread, a Program runs as one
+   * single-threaded shard per thread, each on its part of the batch (see Program::set_shards), when
+   * the graph keeps samples apart. PACKPTQ_SHARDS=0 turns this off (for comparisons).
+   */
+  private shards(
+    batch: number, threads: number, opts: CompileOptions, build: (d: ProgramDesc) => NativeProgram | Promise<NativeProgram>,
+  ): NativeProgram[] | Promise<NativeProgram[]> | null {
+    if (threads < 2 || batch < 2 * threads || process.env.PACKPTQ_SHARDS === '0') return null;
+    const key = `${batch}/${opts.isa ?? ''}/${threads}`;
+    if (this.shardSets.has(key)) return this.shardSets.get(key)!;
+    if (!samplesIndependent(this.specialized(batch))) {
+      this.shardSets.set(key, null);
+      return null;
+    }
+    const built = batchParts(batch, threads).map((b) => build({ ...this.programDesc(b, opts), threads: 1 }));
+    if (built.some((b) => b instanceof Promise)) {
+      return Promise.all(built).then((ps) => {
+        this.shardSets.set(key, ps);
+        return ps;
+      });
+    }
+    this.shardSets.set(key, built as NativeProgram[]);
+    return built as NativeProgram[];
   }
 
   /** {@link program}, compiled (on first use) on a worker thread: the event loop stays free meanwhile. */
@@ -148,12 +178,16 @@ export class Model {
       p = this.programs.get(key)!;
     }
     p.setThreads(threads);
+    p.setShards((await this.shards(batch, threads, opts, (d) => NativeProgram.create(d, this.file))) ?? []);
     return p;
   }
 
+  private specialized(batch: number) {
+    return specialize(this.graph, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
+  }
+
   private programDesc(batch: number, opts: CompileOptions): ProgramDesc {
-    const s = specialize(this.graph, { inputShapes: { [this.input.name]: this.inputShapeFor(batch) } });
-    return { ...lower(s), isa: opts.isa, threads: opts.threads ?? 1 };
+    return { ...lower(this.specialized(batch)), isa: opts.isa, threads: opts.threads ?? 1 };
   }
 
   /** Runs one batch synchronously; returns the first output. */

@@ -80,6 +80,15 @@ export class NativeProgram {
     this.handle.setThreads(threads);
   }
 
+  /** Runs as these Programs of parts of the batch while threads ≥ their count; [] turns it off. */
+  setShards(shards: NativeProgram[]): void {
+    try {
+      this.handle.setShards(shards.map((p) => p.handle));
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
   setProfiling(on: boolean): void {
     this.handle.setProfiling(on);
   }

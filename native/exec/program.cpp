@@ -1,5 +1,7 @@
 #include "exec/program.h"
 
+#include "core/parallel.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -127,11 +129,69 @@ float* Program::ptr(int tensor) {
   return arena_.data() + offset_[tensor];
 }
 
+void Program::set_shards(std::vector<std::shared_ptr<Program>> shards) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!shards.empty()) {
+    // Same interface but for the leading (batch) dim, and the batches add up to ours.
+    auto rest_matches = [](const Shape& a, const Shape& b) {
+      return a.size() == b.size() && !a.empty() && std::equal(a.begin() + 1, a.end(), b.begin() + 1);
+    };
+    for (size_t io = 0; io < 2; ++io) {
+      const std::vector<int>& ids = io ? outputs_ : inputs_;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        const Shape& full = tensors_[ids[i]].shape;
+        int64_t sum = 0;
+        for (auto& sh : shards) {
+          if (!sh || (io ? sh->num_outputs() : sh->num_inputs()) != ids.size())
+            fail(ErrorCode::BadOption, "a batch shard must have the program's inputs and outputs");
+          const Shape& part = io ? sh->output_shape(i) : sh->input_shape(i);
+          if (!rest_matches(full, part))
+            fail(ErrorCode::ShapeMismatch, std::string("batch shard ") + (io ? "output " : "input ") + std::to_string(i) + " has shape " +
+                                               shape_str(part) + ", which is not a batch part of " + shape_str(full));
+          sum += part[0];
+        }
+        if (sum != full[0])
+          fail(ErrorCode::ShapeMismatch, "batch shards hold " + std::to_string(sum) + " samples, the program " + std::to_string(full[0]));
+      }
+    }
+  }
+  shards_ = std::move(shards);
+}
+
+// Each shard runs on a pool thread with one thread inside; the kernels it calls run their items
+// inline (a nested call to the busy pool does), so nothing waits on anything but the shards.
+void Program::run_shards(const std::vector<const float*>& inputs, std::vector<std::vector<float>>* outputs) {
+  const int n = static_cast<int>(shards_.size());
+  std::vector<std::vector<std::vector<float>>> parts(n);
+  std::vector<std::vector<const float*>> in(n);
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const int64_t per_sample = numel(tensors_[inputs_[i]].shape) / tensors_[inputs_[i]].shape[0];
+    int64_t at = 0;
+    for (int k = 0; k < n; ++k) {
+      in[k].push_back(inputs[i] + at * per_sample);
+      at += shards_[k]->input_shape(i)[0];
+    }
+  }
+  for (auto& sh : shards_) sh->set_threads(1);
+  run_items(n, n, [&](int, int k) { shards_[k]->run(in[k], &parts[k]); });
+  outputs->resize(outputs_.size());
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    auto& out = (*outputs)[i];
+    out.clear();
+    out.reserve(numel(tensors_[outputs_[i]].shape));
+    for (int k = 0; k < n; ++k) out.insert(out.end(), parts[k][i].begin(), parts[k][i].end());
+  }
+}
+
 void Program::run(const std::vector<const float*>& inputs, std::vector<std::vector<float>>* outputs) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (inputs.size() != inputs_.size())
     fail(ErrorCode::ShapeMismatch, "program expects " + std::to_string(inputs_.size()) + " inputs, got " +
                                        std::to_string(inputs.size()));
+  if (!shards_.empty() && threads_ >= static_cast<int>(shards_.size()) && !profiling_) {
+    run_shards(inputs, outputs);
+    return;
+  }
   for (size_t i = 0; i < inputs.size(); ++i)
     std::memcpy(ptr(inputs_[i]), inputs[i], sizeof(float) * numel(tensors_[inputs_[i]].shape));
   OpRun r;

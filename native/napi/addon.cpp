@@ -238,6 +238,7 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
                        {StaticMethod("create", &ProgramWrap::Create),
                         InstanceMethod("runSync", &ProgramWrap::RunSync), InstanceMethod("run", &ProgramWrap::Run),
                         InstanceMethod("setThreads", &ProgramWrap::SetThreads),
+                        InstanceMethod("setShards", &ProgramWrap::SetShards),
                         InstanceMethod("setProfiling", &ProgramWrap::SetProfiling),
                         InstanceMethod("profile", &ProgramWrap::Profile), InstanceMethod("info", &ProgramWrap::Info)});
   }
@@ -289,6 +290,31 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap> {
   Napi::Value SetThreads(const Napi::CallbackInfo& info) {
     program_->set_threads(info[0].As<Napi::Number>().Int32Value());
     return info.Env().Undefined();
+  }
+  // setShards([Program, ...]): see Program::set_shards; [] turns sharding off.
+  Napi::Value SetShards(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsArray()) fail(ErrorCode::BadOption, "setShards expects an array of Programs");
+      Napi::Array a = info[0].As<Napi::Array>();
+      std::vector<std::shared_ptr<Program>> shards;
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value v = a.Get(i);
+        ProgramWrap* w = nullptr;
+        if (v.IsObject()) {
+          try {
+            w = ProgramWrap::Unwrap(v.As<Napi::Object>());
+          } catch (const Napi::Error&) {
+            w = nullptr;
+          }
+        }
+        if (!w) fail(ErrorCode::BadOption, "setShards: element " + std::to_string(i) + " is not a Program");
+        if (w->program_ == program_) fail(ErrorCode::BadOption, "setShards: a program cannot be its own shard");
+        shards.push_back(w->program_);
+      }
+      program_->set_shards(std::move(shards));
+      return env.Undefined();
+    });
   }
   Napi::Value SetProfiling(const Napi::CallbackInfo& info) {
     program_->set_profiling(info[0].As<Napi::Boolean>().Value());
