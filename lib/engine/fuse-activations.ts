@@ -29,11 +29,21 @@ export function fuseActivations(desc: ProgramDesc): ProgramDesc {
     if (op.type !== 'Relu' && op.type !== 'Clip') return;
     if (op.inputs.length !== 1 || op.outputs.length !== 1) return;
     const mid = op.inputs[0];
-    const w = writer.get(mid);
+    let w = writer.get(mid);
     if (w === undefined || w >= i || drop.has(w)) return;
+    if (readers.get(mid) !== 1 || outputs.has(mid) || desc.tensors[mid].data) return;
+    // A 1-D conv is lowered as Reshape -> 2-D Conv -> Reshape: look through that last Reshape (it
+    // only renames memory), whose output then becomes the activation's output.
+    let reshape: (typeof desc.ops)[number] | undefined;
+    if (desc.ops[w].type === 'Reshape') {
+      reshape = desc.ops[w];
+      const inner = reshape.inputs[0];
+      const w2 = writer.get(inner);
+      if (w2 === undefined || drop.has(w2) || readers.get(inner) !== 1 || outputs.has(inner) || desc.tensors[inner].data) return;
+      w = w2;
+    }
     const producer = desc.ops[w];
     if (!PRODUCERS.has(producer.type) || producer.outputs.length !== 1 || producer.attrs.activation !== undefined) return;
-    if (readers.get(mid) !== 1 || outputs.has(mid) || desc.tensors[mid].data) return;
     if (op.type === 'Relu') {
       producer.attrs = { ...producer.attrs, activation: 'relu' };
     } else {
@@ -41,7 +51,8 @@ export function fuseActivations(desc: ProgramDesc): ProgramDesc {
       const hi = typeof op.attrs.max === 'number' ? op.attrs.max : 3.4028234663852886e38;
       producer.attrs = { ...producer.attrs, activation: 'clip', act_min: lo, act_max: hi };
     }
-    producer.outputs = [op.outputs[0]];
+    if (reshape) reshape.outputs = [op.outputs[0]];
+    else producer.outputs = [op.outputs[0]];
     drop.add(i);
   });
   if (drop.size === 0) return desc;

@@ -375,4 +375,53 @@ describe('fuseActivations (lowering peephole)', () => {
     d2.ops.push({ type: 'Relu', name: 'other', inputs: [2], outputs: [4], attrs: {} });
     expect(fuseActivations(d2).ops.map((o) => o.type)).toEqual(['MatMul', 'Clip', 'Relu', 'Relu']);
   });
+
+  test('looks through the Reshape after a 1-D conv: the Relu folds into the conv, the Reshape writes its output', () => {
+    // x [1,2,5] -> Reshape [1,2,1,5] -> Conv 1x1 -> [1,3,1,5] -> Reshape [1,3,5] -> Relu -> y
+    const r = rng(5);
+    const w = Float32Array.from({ length: 6 }, () => r() * 2 - 1);
+    const desc = (): ProgramDesc => ({
+      tensors: [{ shape: [1, 2, 5] }, { shape: [1, 2, 1, 5] }, { shape: [3, 2, 1, 1], data: w }, { shape: [1, 3, 1, 5] }, { shape: [1, 3, 5] }, { shape: [1, 3, 5] }],
+      inputs: [0],
+      outputs: [5],
+      ops: [
+        { type: 'Reshape', name: 'in4', inputs: [0], outputs: [1], attrs: {} },
+        { type: 'Conv', name: 'conv', inputs: [1, 2], outputs: [3], attrs: { kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 } },
+        { type: 'Reshape', name: 'out3', inputs: [3], outputs: [4], attrs: {} },
+        { type: 'Relu', name: 'relu', inputs: [4], outputs: [5], attrs: {} },
+      ],
+    });
+    const fused = fuseActivations(desc());
+    expect(fused.ops.map((o) => o.type)).toEqual(['Reshape', 'Conv', 'Reshape']);
+    expect(fused.ops[1].attrs.activation).toBe('relu');
+    expect(fused.ops[2].outputs).toEqual([5]);
+    const x = Float32Array.from({ length: 10 }, () => r() * 2 - 1);
+    const want = new NativeProgram({ ...desc(), isa: 'scalar' }).runSync([x])[0];
+    expect(Array.from(new NativeProgram({ ...fused, isa: 'scalar' }).runSync([x])[0])).toEqual(Array.from(want));
+    expect(want.some((v) => v === 0) && want.some((v) => v > 0)).toBe(true);
+  });
+});
+
+describe('Reshape shares its input memory in the arena', () => {
+  test('a reshaped value read at the end keeps its memory after its source is last read', () => {
+    // a = Relu(x) is read only by the Reshape; b = Reshape(a) is a program output. c, d, e are the
+    // same size and are written later: had a's memory been freed after the Reshape, they would
+    // land on it and b would come out as e.
+    const desc: ProgramDesc = {
+      tensors: [{ shape: [2, 6] }, { shape: [2, 6] }, { shape: [3, 4] }, { shape: [2, 6] }, { shape: [2, 6] }, { shape: [2, 6] }],
+      inputs: [0],
+      outputs: [5, 2],
+      ops: [
+        { type: 'Relu', name: 'a', inputs: [0], outputs: [1], attrs: {} },
+        { type: 'Reshape', name: 'b', inputs: [1], outputs: [2], attrs: {} },
+        { type: 'Neg', name: 'c', inputs: [0], outputs: [3], attrs: {} },
+        { type: 'Sigmoid', name: 'd', inputs: [3], outputs: [4], attrs: {} },
+        { type: 'Add', name: 'e', inputs: [3, 4], outputs: [5], attrs: {} },
+      ],
+    };
+    const x = Float32Array.from({ length: 12 }, (_, i) => (i - 5.5) / 3);
+    const [e, b] = new NativeProgram({ ...desc, isa: 'scalar' }).runSync([x]);
+    expect(Array.from(b)).toEqual(Array.from(x, (v) => Math.max(0, v)));
+    x.forEach((v, i) => expect(e[i]).toBeCloseTo(-v + 1 / (1 + Math.exp(v)), 6));
+  });
 });
