@@ -430,8 +430,13 @@ class GemmConv : public PreparedConv {
     const bool shared_copy = !pointwise_ && cpg * rs > 1;
     if (shared_copy) {
       xq_.reserve(groups, xq_floats_);
-      for_items(groups, std::min(threads, groups), [&](int, int gi) {
-        build_copy(x, gi * nb_, std::min(nb_, s_.N - gi * nb_), xq_.at(gi));
+      // Fewer groups than threads (batch 1): split each group's copy by input channels as well,
+      // or one thread copies while the others wait (a twelfth of a batch-1 two-thread run).
+      const int cs = groups < threads ? std::min(s_.C, threads) : 1;
+      for_items(groups * cs, std::min(threads, groups * cs), [&](int, int it) {
+        const int gi = it / cs, part = it % cs;
+        build_copy(x, gi * nb_, std::min(nb_, s_.N - gi * nb_), xq_.at(gi), (int)((long)s_.C * part / cs),
+                   (int)((long)s_.C * (part + 1) / cs));
       });
     } else if (!pointwise_) {
       xq_.reserve(nt, xq_floats_);
@@ -451,7 +456,7 @@ class GemmConv : public PreparedConv {
         src = xq_.at(gi);
       } else if (!pointwise_) {
         float* xq = xq_.at(tid);
-        build_copy(x, n0, nvalid, xq);
+        build_copy(x, n0, nvalid, xq, 0, s_.C);
         src = xq;
       }
       CgemmItem it;
@@ -496,10 +501,11 @@ class GemmConv : public PreparedConv {
 
  private:
   // Images n0 .. n0+nvalid-1 into the padded, phase-split, side-by-side layout.
-  void build_copy(const float* x, int n0, int nvalid, float* xq) const {
+  // Input channels [c0, c1) of images n0 .. n0+nvalid-1 into their padded copy.
+  void build_copy(const float* x, int n0, int nvalid, float* xq, int c0, int c1) const {
     const int sh = s_.stride_h, sw = s_.stride_w, HW = s_.H * s_.W;
     for (int n = 0; n < nvalid; ++n)
-      for (int c = 0; c < s_.C; ++c) {
+      for (int c = c0; c < c1; ++c) {
         const float* xc = x + ((long)(n0 + n) * s_.C + c) * HW;
         float* qc = xq + (long)c * CB_ + (long)n * Ws_;
         int a = s_.pad_top % sh, rq = s_.pad_top / sh;  // no divisions in the loops
