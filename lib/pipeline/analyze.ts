@@ -62,7 +62,7 @@ export async function analyze(model: Model, o: AnalyzeOptions): Promise<AnalyzeR
   const batch = o.batch ?? 32, threads = o.threads ?? 1;
   const s = discoverBlocks(model.graph, o);
   const plan = planQuantization(model.graph, s, o);
-  if (!s.blocks.length) throw new BadOptionError(`${model.file}: no blocks were found, so there is nothing to score or pack (every layer is its own unit)`);
+  if (!s.blocks.length) throw new BadOptionError(`${model.file}: no blocks were found, so there is nothing to score or pack (every layer is its own unit); define blocks by node-name prefix with --blocks, e.g. one per layer`);
   const calib = chooseSubset(o.calib, o.calibSize ?? 1024, o.seed ?? 0);
   const init = o.init ?? 'mse';
   const quantized = {
