@@ -29,6 +29,8 @@ export interface DefaultsRow {
   packs: number[][] | null;
   units: { name: string; seconds: number; lossStart: number; lossEnd: number }[];
   seconds: number;
+  /** Resumed from a run directory: `seconds` sums the units of every process. */
+  resumed?: boolean;
   date: string;
   command: string;
 }
@@ -44,6 +46,8 @@ interface Report {
   pack?: { packs?: number[][]; bits?: unknown } | null;
   units: { name: string; iters: number; seconds: number; lossStart: number; lossEnd: number }[];
   seconds: number;
+  times?: { reconstruct?: number };
+  resumedFromUnit?: number | null;
 }
 
 export function rowFromReport(file: string): DefaultsRow {
@@ -67,7 +71,10 @@ export function rowFromReport(file: string): DefaultsRow {
     avgActBits: r.size.avgActBits,
     packs: r.pack?.packs ?? null,
     units: trained.map((u) => ({ name: u.name, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd })),
-    seconds: r.seconds,
+    // A resumed run's own time leaves out the units an earlier process finished: count every unit's
+    // time (kept in its checkpoint) plus this process's time outside reconstruction.
+    seconds: r.resumedFromUnit ? r.seconds - (r.times?.reconstruct ?? 0) + trained.reduce((a, u) => a + u.seconds, 0) : r.seconds,
+    resumed: !!r.resumedFromUnit,
     date: r.date,
     command: r.command,
   };
@@ -83,7 +90,8 @@ export function defaultsTable(rows: DefaultsRow[]): string {
     'Each row is one `packptq quantize ... --iters 20000 --report R.json` run (1024 calibration images, batch 32,',
     'seed 0, hard rounding), collated by `node dist/benchmarks/defaults.js R.json ...`. Top-1 on the full',
     '10 000-image Fashion-MNIST test set (pointnet: its 1000-shape test set). Wall time is the whole run',
-    '(calibration, scores, reconstruction, evaluation) on the stated threads of this 2-core machine.',
+    '(calibration, scores, reconstruction, evaluation) on the stated threads of this 2-core machine;',
+    '† marks a run resumed from its run directory, whose wall time sums the units of both processes.',
     '',
     '| model | W/A | method | FP | quantized (Δ) | avg w/a bits | packs | threads | wall |',
     '|---|---|---|---:|---:|---|---|---:|---:|',
@@ -92,7 +100,7 @@ export function defaultsTable(rows: DefaultsRow[]): string {
   for (const r of sorted) {
     const d = 100 * (r.quantized - r.fp);
     lines.push(`| ${r.model} | W${r.wBits}A${r.aBits} | ${r.method}${r.mixedPrecision ? '+mp' : ''} | ${pct(r.fp)} | ${pct(r.quantized)} (${d >= 0 ? '+' : ''}${d.toFixed(2)}) | ` +
-      `${r.avgWeightBits.toFixed(2)}/${r.avgActBits.toFixed(2)} | ${packsText(r.packs)} | ${r.threads} | ${(r.seconds / 60).toFixed(1)} min |`);
+      `${r.avgWeightBits.toFixed(2)}/${r.avgActBits.toFixed(2)} | ${packsText(r.packs)} | ${r.threads} | ${(r.seconds / 60).toFixed(1)} min${r.resumed ? ' †' : ''} |`);
   }
   lines.push('', 'Seconds per reconstructed unit:', '');
   for (const r of sorted)
