@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick]`: the kernel, quantizer and end-to-end benchmarks in one run. Each
+ * `npm run bench [-- --quick] [-- --only eval]`: the kernel, quantizer and end-to-end benchmarks in
+ * one run (`--only eval`: the end-to-end one alone, the other tables kept from their last run). Each
  * writes its own benchmarks/results/<name>.json (kernels and quant also their .md); this script adds
  * eval.json / eval.md and a combined benchmarks/results/README.md with the machine, the SIMD path
  * chosen, the load average before and after (these machines are shared: read the ratios, measured
@@ -38,6 +39,9 @@ function section(file: string): string {
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const only = process.argv.indexOf('--only');
+  const evalOnly = only >= 0 && process.argv[only + 1] === 'eval';
+  if (only >= 0 && !evalOnly) throw new Error(`--only takes "eval", not ${JSON.stringify(process.argv[only + 1])}`);
   const dir = path.join(packageRoot(), 'benchmarks', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const started = new Date();
@@ -72,11 +76,13 @@ async function main(): Promise<void> {
   ].join('\n');
   writeAtomic(path.join(dir, 'eval.md'), evalMd);
 
-  await runKernelBenchmarks({ quick, outDir: dir });
-  await runQuantBenchmarks({ quick, outDir: dir });
-  const sim = await runSimulatedBenchmarks({ quick });
-  writeAtomic(path.join(dir, 'simulated.json'), JSON.stringify({ date: new Date().toISOString(), rows: sim }, null, 2) + '\n');
-  writeAtomic(path.join(dir, 'simulated.md'), `# Fake quantization overhead and calibration speed\n\nFP canonical model vs the same model with W8A8 fake quantization, batch 32, same run; calibration = activation ranges (MSE on a histogram) over the calibration set.\n\n${simulatedTable(sim)}\n`);
+  if (!evalOnly) {
+    await runKernelBenchmarks({ quick, outDir: dir });
+    await runQuantBenchmarks({ quick, outDir: dir });
+    const sim = await runSimulatedBenchmarks({ quick });
+    writeAtomic(path.join(dir, 'simulated.json'), JSON.stringify({ date: new Date().toISOString(), rows: sim }, null, 2) + '\n');
+    writeAtomic(path.join(dir, 'simulated.md'), `# Fake quantization overhead and calibration speed\n\nFP canonical model vs the same model with W8A8 fake quantization, batch 32, same run; calibration = activation ranges (MSE on a histogram) over the calibration set.\n\n${simulatedTable(sim)}\n`);
+  }
 
   const ratios = ev.rows.filter((r) => r.ratio !== null).map((r) => r.ratio as number);
   const geo = ratios.length ? Math.exp(ratios.reduce((a, r) => a + Math.log(r), 0) / ratios.length) : NaN;
