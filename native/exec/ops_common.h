@@ -26,6 +26,10 @@ namespace opsx {
 // Below this many elements an op runs on the calling thread: a team costs more than it saves.
 constexpr int64_t kParallelMin = 32768;
 inline int threads_for(int64_t work, int threads) { return work > kParallelMin ? threads : 1; }
+// For ops that spend an exp or erf per element (Softmax, GELU): a few thousand elements already
+// take several microseconds, worth a helper woken from its spin (a ViT's batch-1 attention softmax
+// and MLP GELU had run on one thread while the other waited).
+inline int threads_for_transcendental(int64_t elements, int threads) { return threads_for(elements * 8, threads); }
 
 inline std::string str(int64_t v) { return std::to_string(v); }
 inline std::string ints_str(const std::vector<int64_t>& v) { return shape_str(v); }

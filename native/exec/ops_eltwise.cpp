@@ -108,7 +108,7 @@ class GeluVecOp : public Op {
   void run(const OpRun& r) override {
     const float* x = r.in[0];
     float* y = r.out[0];
-    parallel_for(n_, threads_for(n_, r.threads), [&](int64_t b, int64_t e) { t_->gelu_erf(x + b, y + b, e - b); });
+    parallel_for(n_, threads_for_transcendental(n_, r.threads), [&](int64_t b, int64_t e) { t_->gelu_erf(x + b, y + b, e - b); });
   }
 
  private:

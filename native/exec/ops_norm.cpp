@@ -28,7 +28,7 @@ class SoftmaxOp : public Op {
     const int64_t total = outer_ * n_ * inner_;
     if (total == 0) return;
     if (inner_ == 1) {
-      parallel_for(outer_, threads_for(total, r.threads), [&](int64_t b, int64_t e) {
+      parallel_for(outer_, threads_for_transcendental(total, r.threads), [&](int64_t b, int64_t e) {
         if (t_ && t_->softmax_rows) {  // the ISA's vector exp (kernels/conv_act_impl.h)
           t_->softmax_rows(x + b * n_, y + b * n_, e - b, n_, log_);
           return;
