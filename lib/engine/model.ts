@@ -42,8 +42,10 @@ export class Model {
   /** The first graph output: the logits evaluate and quantize read. */
   readonly output: ValueInfo;
   private readonly programs = new Map<string, NativeProgram>();
-  /** Batch shards per `batch/isa/threads`, or null where the graph mixes samples. */
-  private readonly shardSets = new Map<string, NativeProgram[] | null>();
+  /** Batch shards per `batch/isa/threads` (see shardKey). */
+  private readonly shardSets = new Map<string, NativeProgram[]>();
+  /** Per batch size: whether the specialised graph keeps its samples apart. */
+  private readonly independent = new Map<number, boolean>();
   private readonly building = new Map<string, Promise<NativeProgram>>();
 
   private constructor(readonly file: string, readonly onnx: OnnxModel | undefined, opts: LoadOptions = {}, graph?: Graph) {
@@ -127,34 +129,28 @@ export class Model {
       this.programs.set(key, p);
     }
     p.setThreads(threads);
-    p.setShards((this.shards(batch, threads, opts, (d) => new NativeProgram(d, this.file)) as NativeProgram[] | null) ?? []);
+    const shardKey = this.shardKey(batch, threads, opts);
+    if (shardKey && !this.shardSets.has(shardKey))
+      this.shardSets.set(shardKey, batchParts(batch, threads).map((b) => new NativeProgram(this.shardDesc(b, opts), this.file)));
+    p.setShards((shardKey && this.shardSets.get(shardKey)) || []);
     return p;
   }
 
   /**
    * With several threads and a batch of at least two samples per thread, a Program runs as one
    * single-threaded shard per thread, each on its part of the batch (see Program::set_shards), when
-   * the graph keeps samples apart. PACKPTQ_SHARDS=0 turns this off (for comparisons).
+   * the graph keeps samples apart. The key of that shard set, or null when the Program runs whole.
+   * PACKPTQ_SHARDS=0 turns sharding off (for comparisons).
    */
-  private shards(
-    batch: number, threads: number, opts: CompileOptions, build: (d: ProgramDesc) => NativeProgram | Promise<NativeProgram>,
-  ): NativeProgram[] | Promise<NativeProgram[]> | null {
+  private shardKey(batch: number, threads: number, opts: CompileOptions): string | null {
     if (threads < 2 || batch < 2 * threads || process.env.PACKPTQ_SHARDS === '0') return null;
-    const key = `${batch}/${opts.isa ?? ''}/${threads}`;
-    if (this.shardSets.has(key)) return this.shardSets.get(key)!;
-    if (!samplesIndependent(this.specialized(batch))) {
-      this.shardSets.set(key, null);
-      return null;
-    }
-    const built = batchParts(batch, threads).map((b) => build({ ...this.programDesc(b, opts), threads: 1 }));
-    if (built.some((b) => b instanceof Promise)) {
-      return Promise.all(built).then((ps) => {
-        this.shardSets.set(key, ps);
-        return ps;
-      });
-    }
-    this.shardSets.set(key, built as NativeProgram[]);
-    return built as NativeProgram[];
+    let independent = this.independent.get(batch);
+    if (independent === undefined) this.independent.set(batch, (independent = samplesIndependent(this.specialized(batch))));
+    return independent ? `${batch}/${opts.isa ?? ''}/${threads}` : null;
+  }
+
+  private shardDesc(batch: number, opts: CompileOptions): ProgramDesc {
+    return { ...this.programDesc(batch, opts), threads: 1 };
   }
 
   /** {@link program}, compiled (on first use) on a worker thread: the event loop stays free meanwhile. */
@@ -178,7 +174,10 @@ export class Model {
       p = this.programs.get(key)!;
     }
     p.setThreads(threads);
-    p.setShards((await this.shards(batch, threads, opts, (d) => NativeProgram.create(d, this.file))) ?? []);
+    const shardKey = this.shardKey(batch, threads, opts);
+    if (shardKey && !this.shardSets.has(shardKey))
+      this.shardSets.set(shardKey, await Promise.all(batchParts(batch, threads).map((b) => NativeProgram.create(this.shardDesc(b, opts), this.file))));
+    p.setShards((shardKey && this.shardSets.get(shardKey)) || []);
     return p;
   }
 
