@@ -408,12 +408,9 @@ class GemmConv : public PreparedConv {
     const int panels = (cols_ + NR_ - 1) / NR_;
     int cpg = 1;
     if (groups < 3 * threads && threads > 1) cpg = std::max(1, std::min(panels / 2, (3 * threads + groups - 1) / groups));
-    const int per = (panels + cpg - 1) / cpg;
-    cpg = (panels + per - 1) / per;
     // Few columns (batch 1 on 7x7 or 14x14 outputs: 1-5 chunks) leave threads idle: split the output
-    // channels too, in whole MR-row panels. With up to 64 rows the B panels are not packed (see
-    // cgemm_item), so row blocks of one chunk duplicate no work; with more, each row block packs the
-    // chunk's panels again (an eighth of the multiply at most), still far less than an idle thread.
+    // channels too, in whole MR-row panels. A row block reads the padded copy in place rather than
+    // packing B panels (see cgemm_item), so row blocks of one chunk duplicate no work.
     const int row_panels = (Mg_ + MR_ - 1) / MR_;
     int rs = 1;
     if (threads > 1 && groups * cpg < 2 * threads)
@@ -441,7 +438,6 @@ class GemmConv : public PreparedConv {
     } else if (!pointwise_) {
       xq_.reserve(nt, xq_floats_);
     }
-    const int per_ng = per;
     // The residual: when an item covers whole images (all but pointwise convs on one thread or a
     // batch), one pass over them after the item, while y is in L2 and sum streams in order
     // (measured on resnet20: per chunk of columns, short rows of 16 planes, it cost as much as the
@@ -478,8 +474,10 @@ class GemmConv : public PreparedConv {
       it.clamp = act_.clamp && !item_sum;
       it.lo = act_.lo;
       it.hi = act_.hi;
-      it.c0 = ci * per_ng * NR_;
-      it.c1 = std::min(cols_, (ci + 1) * per_ng * NR_);
+      // Panels split as evenly as whole panels allow (34 panels in 6 chunks: 5/6/6/5/6/6, not
+      // 6/6/6/6/6/4, which left one of two threads two panels behind at batch 1).
+      it.c0 = (int)((long)ci * panels / cpg) * NR_;
+      it.c1 = std::min(cols_, (int)((long)(ci + 1) * panels / cpg) * NR_);
       it.m0 = ri * rper * MR_;
       it.m1 = std::min(Mg_, (ri + 1) * rper * MR_);
       it.work = work_.at(tid);

@@ -60,6 +60,10 @@ const CASES: [string, Shape][] = [
   ['depthwise stride 2 over wide rows (vector deinterleave)', { N: 2, C: 3, H: 6, W: 75, M: 3, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
   ['depthwise stride 2, pad 0, even width', { N: 1, C: 2, H: 9, W: 40, M: 2, KH: 3, KW: 3, strideH: 2, strideW: 2, group: 2 }],
   ['kernel as large as the padded input', { N: 1, C: 2, H: 3, W: 4, M: 3, KH: 5, KW: 4, padTop: 1, padLeft: 0, padBottom: 1, padRight: 0 }],
+  // Batch 1 on two threads: more than 64 output rows split into row blocks that read the padded
+  // copy in place (K past one KC block), and 34 column panels split into uneven chunks.
+  ['batch 1, 72 output channels split in row blocks, K = 288', { N: 1, C: 32, H: 7, W: 7, M: 72, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['batch 1, 28x28 output in uneven column chunks', { N: 1, C: 8, H: 28, W: 28, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
   // Depthwise with channels on lanes (dw_chan_impl.h, planes up to 1024 outputs): groups of 8 / 16
   // channels with a partial last group, batch > 1, the overlapping last block of positions (49,
   // 196 positions), stride 2, channel multipliers, dilation with asymmetric pads, 5x5 stride 3,
