@@ -39,12 +39,11 @@ inline typename VecOf<W>::type exp_v(typename VecOf<W>::type x) {
   return x < -87.3f ? V{} : y * scale;
 }
 
-// 0.5·x·(1 + erf(x/√2)) through erfc(|x|/√2) (Numerical Recipes' Chebyshev fit, relative error
-// < 1.2e-7): 2 − erfc for x >= 0, erfc for x < 0, so the negative side keeps relative accuracy.
+// erfc(|x|/√2) (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7), and z = |x|/√2.
 template <int W>
-inline typename VecOf<W>::type gelu_v(typename VecOf<W>::type x) {
+inline typename VecOf<W>::type erfc_abs_v(typename VecOf<W>::type x, typename VecOf<W>::type& z) {
   using V = typename VecOf<W>::type;
-  const V z = (x < 0.f ? -x : x) * 0.70710678118654752f;
+  z = (x < 0.f ? -x : x) * 0.70710678118654752f;
   const V t = 1.f / (1.f + 0.5f * z);
   V p = V{} + 0.17087277f;
   p = p * t - 0.82215223f;
@@ -56,7 +55,15 @@ inline typename VecOf<W>::type gelu_v(typename VecOf<W>::type x) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
-  const V erfc = t * exp_v<W>(p - z * z);
+  return t * exp_v<W>(p - z * z);
+}
+
+// 0.5·x·(1 + erf(x/√2)) through erfc(|x|/√2): 2 − erfc for x >= 0, erfc for x < 0, so the
+// negative side keeps relative accuracy.
+template <int W>
+inline typename VecOf<W>::type gelu_v(typename VecOf<W>::type x) {
+  typename VecOf<W>::type z;
+  const auto erfc = erfc_abs_v<W>(x, z);
   return 0.5f * x * (x >= 0.f ? 2.f - erfc : erfc);
 }
 
@@ -85,6 +92,48 @@ inline void map_v(const float* x, float* y, long n, F f) {
 template <int W>
 void gelu_erf(const float* x, float* y, long n) {
   map_v<W>(x, y, n, [](typename VecOf<W>::type v) { return gelu_v<W>(v); });
+}
+
+// The exact Gelu's derivative times the incoming gradient, for training (train/grad_ops_eltwise):
+// d/dx [x·Φ(x)] = Φ(x) + x·φ(x), with Φ from erfc as in gelu_v and φ(x) = e^(−x²/2)/√(2π).
+// gx = gy·d, or gx += gy·d when `accumulate`.
+template <int W>
+inline typename VecOf<W>::type gelu_grad_v(typename VecOf<W>::type x) {
+  typename VecOf<W>::type z;
+  const auto erfc = erfc_abs_v<W>(x, z);
+  const auto cdf = 0.5f * (x >= 0.f ? 2.f - erfc : erfc);
+  return cdf + x * (0.39894228040143267794f * exp_v<W>(-(z * z)));
+}
+
+template <int W>
+void gelu_erf_grad(const float* x, const float* gy, float* gx, long n, bool accumulate) {
+  using V = typename VecOf<W>::type;
+  long i = 0;
+  for (; i + W <= n; i += W) {
+    V g = loadu<V>(gy + i) * gelu_grad_v<W>(loadu<V>(x + i));
+    if (accumulate) g += loadu<V>(gx + i);
+    storeu<V>(gx + i, g);
+  }
+  if (i < n) {
+    alignas(64) float xb[W] = {}, gb[W] = {}, ob[W] = {};
+    std::memcpy(xb, x + i, sizeof(float) * (n - i));
+    std::memcpy(gb, gy + i, sizeof(float) * (n - i));
+    if (accumulate) std::memcpy(ob, gx + i, sizeof(float) * (n - i));
+    storeu<V>(ob, loadu<V>(ob) * (accumulate ? 1.f : 0.f) + loadu<V>(gb) * gelu_grad_v<W>(loadu<V>(xb)));
+    std::memcpy(gx + i, ob, sizeof(float) * (n - i));
+  }
+}
+
+// AdaRound's rectified sigmoid h(v) = clamp(1.2·σ(v) − 0.1, 0, 1) over n floats (recon's AdaRound
+// op; the scalar form is rect_sigmoid in recon/quant_grad_ops.cpp).
+template <int W>
+void rect_sigmoid(const float* v, float* h, long n) {
+  map_v<W>(v, h, n, [](typename VecOf<W>::type x) {
+    using V = typename VecOf<W>::type;
+    V y = 1.f / (1.f + exp_v<W>(-x)) * 1.2f - 0.1f;
+    y = y < 0.f ? V{} : y;
+    return y > 1.f ? V{} + 1.f : y;
+  });
 }
 
 // Softmax (or LogSoftmax) of `rows` contiguous rows of n floats. The sum of the exponentials is

@@ -47,6 +47,8 @@ extern const KernelTable kAvx512LogicTable = {
     simd::dw2_plane<Cfg::W>,
     simd::gelu_erf<Cfg::W>,
     simd::softmax_rows<Cfg::W>,
+    simd::gelu_erf_grad<Cfg::W>,
+    simd::rect_sigmoid<Cfg::W>,
     simd::dwc_group<Cfg::W>,
     simd::add_act<Cfg::W>,
     simd::Avx512Dot::run,

@@ -103,6 +103,10 @@ struct KernelTable {
   // over `rows` contiguous rows of n floats.
   void (*gelu_erf)(const float* x, float* y, long n);
   void (*softmax_rows)(const float* x, float* y, long rows, long n, bool log);
+  // Training's exact-Gelu backward: gx (+)= gy · Gelu'(x) over n floats.
+  void (*gelu_erf_grad)(const float* x, const float* gy, float* gx, long n, bool accumulate);
+  // AdaRound's rectified sigmoid h = clamp(1.2·sigmoid(v) − 0.1, 0, 1) over n floats.
+  void (*rect_sigmoid)(const float* v, float* h, long n);
   // Depthwise with channels on lanes (dw_chan_impl.h): `lanes` output planes per call; x and y
   // hold one plane pointer per lane, w is [taps][lanes], bias [lanes]; scratch zeroed once.
   void (*dwc_group)(const DwcPlan& plan, const float* const* x, const float* w, const float* bias, float* const* y,

@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "kernels/quant.h"
+#include "kernels/variants.h"
 
 namespace packptq {
 namespace train {
@@ -45,10 +46,15 @@ inline T rect_sigmoid(T v) {
   return h < T(0) ? T(0) : (h > T(1) ? T(1) : h);
 }
 
+// The rectified sigmoid h(V) is computed once per forward pass and kept for the backward pass, which
+// needs σ(V) only where 0 < h < 1, and there σ = (h + 0.1) / 1.2: no second exp. In float with a
+// SIMD ISA, h comes from the vector kernel (kernels/conv_act_impl.h rect_sigmoid); with libm's
+// scalar exp, on one thread, AdaRound was a sixteenth of a ViT unit's reconstruction step.
 template <typename T>
 class AdaRound : public GradOp<T> {
  public:
   explicit AdaRound(const GradInit& op) {
+    if constexpr (std::is_same<T, float>::value) table_ = kernel_table(variant_of(op.isa));
     gx::expect_io(op, 4, 4, 1, 1);
     const Shape& w = op.in_shapes[0];
     if (op.in_shapes[1] != w) op.fail_shape("V must have the weight's shape " + shape_str(w));
@@ -72,30 +78,43 @@ class AdaRound : public GradOp<T> {
       floor_.resize(n_);
       for (int64_t i = 0; i < n_; ++i) floor_[i] = std::floor(W[i] / s[map_(i)]);
     }
-    for (int64_t i = 0; i < n_; ++i) {
-      const int64_t c = map_(i);
-      const T h = hard_ ? (V[i] >= T(0) ? T(1) : T(0)) : rect_sigmoid(V[i]);
-      T q = floor_[i] + h + z[c];
-      q = q < qmin_ ? qmin_ : (q > qmax_ ? qmax_ : q);
-      y[i] = s[c] * (q - z[c]);
-    }
+    h_.resize(n_);
+    T* h = h_.data();
+    parallel_for(n_, gx::threads_for(16 * n_, a.threads), [&](int64_t b, int64_t e) {
+      if (hard_) {
+        for (int64_t i = b; i < e; ++i) h[i] = V[i] >= T(0) ? T(1) : T(0);
+      } else if constexpr (std::is_same<T, float>::value) {
+        if (table_) table_->rect_sigmoid(V + b, h + b, e - b);
+        else for (int64_t i = b; i < e; ++i) h[i] = rect_sigmoid(V[i]);
+      } else {
+        for (int64_t i = b; i < e; ++i) h[i] = rect_sigmoid(V[i]);
+      }
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t c = map_(i);
+        T q = floor_[i] + h[i] + z[c];
+        q = q < qmin_ ? qmin_ : (q > qmax_ ? qmax_ : q);
+        y[i] = s[c] * (q - z[c]);
+      }
+    });
   }
   void backward(const GradArgs<T>& a) override {
     T* gV = a.gin[1];
     if (!gV || hard_) return;
-    const T* V = a.in[1];
     const T* s = a.in[2];
     const T* z = a.in[3];
     const T* g = a.gout[0];
-    for (int64_t i = 0; i < n_; ++i) {
-      const int64_t c = map_(i);
-      const T sig = T(1) / (T(1) + std::exp(-V[i]));
-      const T h = sig * T(1.2) - T(0.1);
-      if (h <= T(0) || h >= T(1)) continue;  // the rectifier is flat there
-      const T q = floor_[i] + h + z[c];
-      if (q <= qmin_ || q >= qmax_) continue;  // clamped: no gradient
-      gV[i] += g[i] * s[c] * T(1.2) * sig * (T(1) - sig);
-    }
+    const T* hv = h_.data();
+    parallel_for(n_, gx::threads_for(4 * n_, a.threads), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const T h = hv[i];
+        if (h <= T(0) || h >= T(1)) continue;  // the rectifier is flat there
+        const int64_t c = map_(i);
+        const T q = floor_[i] + h + z[c];
+        if (q <= qmin_ || q >= qmax_) continue;  // clamped: no gradient
+        const T sig = (h + T(0.1)) / T(1.2);
+        gV[i] += g[i] * s[c] * T(1.2) * sig * (T(1) - sig);
+      }
+    });
   }
   bool set_option(const std::string& key, double value) override {
     if (key != "hard") return false;
@@ -109,6 +128,8 @@ class AdaRound : public GradOp<T> {
   T qmin_ = 0, qmax_ = 255;
   bool hard_ = false;
   std::vector<T> floor_;
+  std::vector<T> h_;                      // h(V) of the last forward pass
+  const KernelTable* table_ = nullptr;    // float with a SIMD ISA
 };
 
 // float runs the SIMD kernels of kernels/quant.h (this op is a quarter of a training step when

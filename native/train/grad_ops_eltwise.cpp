@@ -7,6 +7,9 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
+
+#include "kernels/variants.h"
 
 namespace packptq {
 namespace train {
@@ -176,10 +179,41 @@ std::unique_ptr<GradOp<T>> make_hard_sigmoid(const GradInit& op) {
   const int64_t n = check_unary(op);
   return std::make_unique<UnaryGrad<T, HardSigmoid>>(n, HardSigmoid{op.attrs.f("alpha", 0.2), op.attrs.f("beta", 0.5)});
 }
+// Exact Gelu in float through the ISA's vector kernels (kernels/conv_act_impl.h): with libm's
+// scalar erf and exp, Gelu and its derivative were a sixth of a ViT unit's reconstruction step.
+// double (the gradient checks) keeps the functor above, which is the reference these are tested on.
+class GeluVecGrad : public GradOp<float> {
+ public:
+  GeluVecGrad(int64_t n, const KernelTable* t) : n_(n), t_(t) {}
+  void forward(const GradArgs<float>& a) override {
+    const float* x = a.in[0];
+    float* y = a.out[0];
+    parallel_for(n_, threads_for(8 * n_, a.threads), [&](int64_t b, int64_t e) { t_->gelu_erf(x + b, y + b, e - b); });
+  }
+  void backward(const GradArgs<float>& a) override {
+    float* gx = a.gin[0];
+    if (!gx) return;
+    const float* x = a.in[0];
+    const float* gy = a.gout[0];
+    const bool accumulate = !a.fresh(0);
+    parallel_for(n_, threads_for(8 * n_, a.threads),
+                 [&](int64_t b, int64_t e) { t_->gelu_erf_grad(x + b, gy + b, gx + b, e - b, accumulate); });
+  }
+  bool assigns_input_grad(size_t k) const override { return k == 0; }
+
+ private:
+  int64_t n_;
+  const KernelTable* t_;
+};
+
 template <typename T>
 std::unique_ptr<GradOp<T>> make_gelu(const GradInit& op) {
   const int64_t n = check_unary(op);
   const std::string a = op.attrs.s("approximate", "none");
+  if constexpr (std::is_same<T, float>::value) {
+    const KernelTable* t = kernel_table(variant_of(op.isa));
+    if (a == "none" && t) return std::make_unique<GeluVecGrad>(n, t);
+  }
   if (a == "none") return std::make_unique<UnaryGrad<T, GeluErf>>(n, GeluErf{});
   if (a == "tanh") return std::make_unique<UnaryGrad<T, GeluTanh>>(n, GeluTanh{});
   op.fail_unsupported("approximate must be \"none\" or \"tanh\", got \"" + a + "\"");

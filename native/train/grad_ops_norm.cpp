@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
+
+#include "kernels/variants.h"
 
 namespace packptq {
 namespace train {
@@ -18,11 +21,21 @@ using namespace gx;
 template <typename T>
 class SoftmaxGrad : public GradOp<T> {
  public:
-  SoftmaxGrad(int64_t outer, int64_t n, int64_t inner, bool log) : outer_(outer), n_(n), inner_(inner), log_(log) {}
+  SoftmaxGrad(int64_t outer, int64_t n, int64_t inner, bool log, const KernelTable* t)
+      : outer_(outer), n_(n), inner_(inner), log_(log), t_(t) {}
 
   void forward(const GradArgs<T>& a) override {
     const T* X = a.in[0];
     T* Y = a.out[0];
+    if constexpr (std::is_same<T, float>::value) {
+      // Contiguous rows in float: the ISA's vector exp (kernels/conv_act_impl.h), as the inference
+      // op runs them; libm's double exp here was a twentieth of a ViT unit's reconstruction step.
+      if (t_ && inner_ == 1) {
+        parallel_for(outer_, threads_for(8 * outer_ * n_, a.threads),
+                     [&](int64_t b, int64_t e) { t_->softmax_rows(X + b * n_, Y + b * n_, e - b, n_, log_); });
+        return;
+      }
+    }
     lines(a.threads, [&](int64_t base) {
       const T* x = X + base;
       T* y = Y + base;
@@ -79,6 +92,7 @@ class SoftmaxGrad : public GradOp<T> {
   }
   int64_t outer_, n_, inner_;
   bool log_;
+  const KernelTable* t_;  // float with a SIMD ISA, else nullptr
 };
 
 template <typename T>
@@ -91,7 +105,8 @@ std::unique_ptr<GradOp<T>> make_softmax_impl(const GradInit& op, bool log) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= s[d];
   for (size_t d = axis + 1; d < s.size(); ++d) inner *= s[d];
-  return std::make_unique<SoftmaxGrad<T>>(outer, s[axis], inner, log);
+  const KernelTable* t = std::is_same<T, float>::value ? kernel_table(variant_of(op.isa)) : nullptr;
+  return std::make_unique<SoftmaxGrad<T>>(outer, s[axis], inner, log, t);
 }
 template <typename T> std::unique_ptr<GradOp<T>> make_softmax(const GradInit& op) { return make_softmax_impl<T>(op, false); }
 template <typename T> std::unique_ptr<GradOp<T>> make_log_softmax(const GradInit& op) { return make_softmax_impl<T>(op, true); }

@@ -37,6 +37,36 @@ test('AdaRound: soft output = s·(clamp(⌊W/s⌋ + h(V) + z) − z), gradient w
   expect(gradCheck(b).maxErr).toBeLessThan(1e-5);
 });
 
+test('AdaRound float32 (vector rectified sigmoid, parallel over elements) agrees with float64 on every ISA and thread count', () => {
+  // Large enough to run on two threads; per channel along axis 0 and along axis 1 (MatMul weights).
+  const supported = native().simdInfo().supported as Record<string, boolean>;
+  for (const [shape, axis] of [[[48, 900], 0], [[900, 48], 1]] as [number[], number][]) {
+    const n = shape[0] * shape[1], C = shape[axis];
+    const W = randArray(n, 5, -1, 1), V = randArray(n, 6, -8, 8);
+    const scale = Array.from({ length: C }, (_, c) => 0.05 + 0.002 * c), zero = Array.from({ length: C }, (_, c) => c % 5);
+    const b = adaround(W, V, scale, zero, shape, axis, 0, 7);
+    const ref = build(b, 'float64');
+    const [y64] = ref.forward(b.feeds);
+    const r = randArray(n, 7, -1, 1);
+    const g64 = ref.backward([r]).params[0] as Float64Array;
+    for (const isa of ['scalar', 'avx2', 'avx512'].filter((i) => supported[i])) {
+      for (const threads of [1, 2]) {
+        const p = new (native().GradProgram)({ ...b.desc, isa }, { dtype: 'float32', trainable: b.trainable, threads });
+        const [y32] = p.forward(b.feeds.map((f) => Float32Array.from(f)));
+        const g32 = p.backward([Float32Array.from(r)]).params[0] as Float32Array;
+        let ey = 0, eg = 0, gmax = 0;
+        for (let i = 0; i < n; i++) gmax = Math.max(gmax, Math.abs(g64[i]));
+        for (let i = 0; i < n; i++) {
+          ey = Math.max(ey, Math.abs(y32[i] - y64[i]));
+          eg = Math.max(eg, Math.abs(g32[i] - g64[i]) / gmax);
+        }
+        expect(gmax).toBeGreaterThan(0);
+        if (ey > 1e-5 || eg > 1e-5) throw new Error(`${isa} threads ${threads} axis ${axis}: output error ${ey}, gradient error ${eg}`);
+      }
+    }
+  }
+});
+
 test('AdaRound: hard rounding is ⌊W/s⌋ + [V ≥ 0], clamped to the grid', () => {
   const shape = [2, 5];
   const W = randArray(10, 3, -3, 3);

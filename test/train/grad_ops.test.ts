@@ -149,6 +149,25 @@ describe('unary ops', () => {
   ]);
 });
 
+// float32 takes the ISA's vector kernels for the exact Gelu (forward and derivative) and for
+// Softmax / LogSoftmax over contiguous rows (kernels/conv_act_impl.h): checked against float64's
+// functors on vector tails, wide input ranges and an input gradient that accumulates.
+describe('float32 vector Gelu and Softmax against float64', () => {
+  const twoGelus = () => {
+    const b = new Builder();
+    const x = b.add(I([2, 21], -5, 5));
+    const [y1] = b.op('Gelu', [x], [[2, 21]], { approximate: 'none' });
+    const [y2] = b.op('Gelu', [x], [[2, 21]], { approximate: 'none' });
+    return b.output(y1, y2);
+  };
+  run([
+    { name: 'Gelu none, 111 elements on [-6, 6]', build: op('Gelu', [I([3, 37], -6, 6)], [[3, 37]], { approximate: 'none' }) },
+    { name: 'Gelu none twice on one input (accumulated gradient)', build: twoGelus },
+    { name: 'Softmax over attention-like rows of 50', build: op('Softmax', [I([4, 50], -6, 6)], [[4, 50]], { axis: 1 }) },
+    { name: 'LogSoftmax over rows of 13', build: op('LogSoftmax', [I([3, 13], -4, 4)], [[3, 13]], { axis: 1 }) },
+  ], { float32: true });
+});
+
 describe('softmax and normalisation', () => {
   run([
     { name: 'Softmax over the last axis', build: op('Softmax', [I([3, 6], -3, 3)], [[3, 6]], { axis: 1 }) },
