@@ -55,10 +55,14 @@ class ConvGrad : public GradOp<T> {
     // Each window's dot product ends in a lane reduction, so it pays only for long ones: at 7×7
     // (63 per window) it ran resnet20's last block at half the speed of the channels-last path,
     // at 28×28 (840) 1.2–1.5× faster per step; 14×14 (224) was a wash.
+    // One input channel per group (depthwise, or a single-channel stem) with short windows takes
+    // direct loops over the taps (dw_weight_grad); with long ones the windowed path measured faster
+    // (mobilenetv2's 28x28 stem and first depthwise conv: 1.6x).
     const int64_t window = direct_ ? H_ * W_ : OH_ * (W_ + p[1] + p[3]);
     windowed_dw_ = std::is_same<T, float>::value && in.wants_grad(1) && sh_ == 1 && sw_ == 1 && window >= 256;
+    depthwise_ = Cg_ == 1 && !windowed_dw_;
     channels_last_dw_ = std::is_same<T, float>::value && in.wants_grad(1) && !direct_ && !windowed_dw_ && Cg_ >= 8;
-    keep_cols_ = in.wants_grad(1) && !direct_ && !channels_last_dw_ && !windowed_dw_;
+    keep_cols_ = in.wants_grad(1) && !direct_ && !channels_last_dw_ && !windowed_dw_ && !depthwise_;
     if (keep_cols_) cols_.assign(static_cast<size_t>(N_ * G_ * Kc_ * P_), T(0));
     auto i32 = [](int64_t v) { return static_cast<int>(v); };
     conv_shape_.N = i32(N_), conv_shape_.C = i32(C_), conv_shape_.H = i32(H_), conv_shape_.W = i32(W_), conv_shape_.M = i32(M_);
@@ -143,6 +147,11 @@ class ConvGrad : public GradOp<T> {
         gw = nullptr;
       }
       if (!gxp && !gw) return;
+    }
+    if (depthwise_) {
+      if (gw) dw_weight_grad(x, gy, gw, a.threads);
+      if (gxp) dw_input_grad(w, gy, gxp, a.threads);
+      return;
     }
     const int outer = N_ >= a.threads ? a.threads : 1, inner = outer == 1 ? a.threads : 1;
     const int64_t wsize = M_ * Kc_;
@@ -338,6 +347,71 @@ class ConvGrad : public GradOp<T> {
     }
   }
 
+  // Depthwise gradients as direct loops over the taps. The GEMM path ran one tiny product per
+  // sample and channel (K = 9, a single output row: 12k GEMM calls per step for a 384-channel 7x7
+  // layer at batch 32) on an im2col kept from the forward pass; with that im2col it was a third of
+  // a mobilenetv2 unit's reconstruction step.
+  //   dW[m, kh, kw] += Σ_n Σ_(oh,ow) dY[n, m, oh, ow] · X[n, g(m), oh·sh − pt + kh·dh, ow·sw − pl + kw·dw]
+  // Each output channel's sum runs in a fixed order (per output column, then across the columns),
+  // whatever the thread count; the per-column partials keep the inner loop a vector multiply-add.
+  void dw_weight_grad(const T* x, const T* gy, T* gw, int threads) {
+    const int64_t taps = KH_ * KW_;
+    parallel_chunks(M_, threads_for(N_ * M_ * taps * P_, threads), [&](int, int64_t m0, int64_t m1) {
+      std::vector<T> acc(static_cast<size_t>(OW_));
+      for (int64_t m = m0; m < m1; ++m) {
+        const int64_t g = m / Mg_;
+        for (int64_t kh = 0; kh < KH_; ++kh)
+          for (int64_t kw = 0; kw < KW_; ++kw) {
+            std::fill(acc.begin(), acc.end(), T(0));
+            T* __restrict ac = acc.data();
+            for (int64_t n = 0; n < N_; ++n) {
+              const T* xp = x + (n * C_ + g) * H_ * W_;
+              const T* gp = gy + (n * M_ + m) * P_;
+              tap_rows(kh, kw, [&](int64_t oh, int64_t ih, int64_t lo, int64_t hi, int64_t off) {
+                const T* __restrict xr = xp + ih * W_ + off;
+                const T* __restrict gr = gp + oh * OW_;
+                if (sw_ == 1)
+                  for (int64_t ow = lo; ow < hi; ++ow) ac[ow] += gr[ow] * xr[ow];
+                else
+                  for (int64_t ow = lo; ow < hi; ++ow) ac[ow] += gr[ow] * xr[ow * sw_];
+              });
+            }
+            T sum = 0;
+            for (int64_t ow = 0; ow < OW_; ++ow) sum += ac[ow];
+            gw[m * taps + kh * KW_ + kw] += sum;
+          }
+      }
+    });
+  }
+
+  //   dX[n, g, ih, iw] += Σ dY[n, m, oh, ow] · W[m, kh, kw] over the group's outputs m and the taps
+  // reading (ih, iw); one (sample, channel) plane per work item, so no two threads write one plane.
+  void dw_input_grad(const T* w, const T* gy, T* gx, int threads) {
+    const int64_t taps = KH_ * KW_;
+    parallel_chunks(N_ * G_, threads_for(N_ * M_ * taps * P_, threads), [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / G_, g = i % G_;
+        T* gxp = gx + (n * C_ + g) * H_ * W_;
+        for (int64_t j = 0; j < Mg_; ++j) {
+          const int64_t m = g * Mg_ + j;
+          const T* gp = gy + (n * M_ + m) * P_;
+          for (int64_t kh = 0; kh < KH_; ++kh)
+            for (int64_t kw = 0; kw < KW_; ++kw) {
+              const T wt = w[m * taps + kh * KW_ + kw];
+              tap_rows(kh, kw, [&](int64_t oh, int64_t ih, int64_t lo, int64_t hi, int64_t off) {
+                T* __restrict dst = gxp + ih * W_ + off;
+                const T* __restrict src = gp + oh * OW_;
+                if (sw_ == 1)
+                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow] * wt;
+                else
+                  for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw_] += src[ow] * wt;
+              });
+            }
+        }
+      }
+    });
+  }
+
   void ensure_scratch(int threads, int64_t size) {
     if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
     for (int t = 0; t < threads; ++t)
@@ -352,6 +426,19 @@ class ConvGrad : public GradOp<T> {
     int64_t h = W_ - 1 - off < 0 ? 0 : (W_ - 1 - off) / sw_ + 1;
     *lo = std::min(l, OW_);
     *hi = std::max(*lo, std::min(h, OW_));
+  }
+
+  // For kernel tap (kh, kw): fn(oh, ih, lo, hi, off) for every output row oh whose tap row ih lies
+  // inside the input; its output columns [lo, hi) read input columns ow·sw + off.
+  template <typename Fn>
+  void tap_rows(int64_t kh, int64_t kw, Fn&& fn) const {
+    int64_t lo, hi;
+    col_range(kw, &lo, &hi);
+    const int64_t off = kw * dw_ - pl_;
+    for (int64_t oh = 0; oh < OH_; ++oh) {
+      const int64_t ih = oh * sh_ - pt_ + kh * dh_;
+      if (ih >= 0 && ih < H_) fn(oh, ih, lo, hi, off);
+    }
   }
 
   // col[(c·KH + kh)·KW + kw, oh·OW + ow] = x[c, oh·sh − pt + kh·dh, ow·sw − pl + kw·dw] (0 outside).
@@ -386,19 +473,14 @@ class ConvGrad : public GradOp<T> {
       for (int64_t kh = 0; kh < KH_; ++kh)
         for (int64_t kw = 0; kw < KW_; ++kw) {
           const T* row = col + ((c * KH_ + kh) * KW_ + kw) * P_;
-          int64_t lo, hi;
-          col_range(kw, &lo, &hi);
-          const int64_t off = kw * dw_ - pl_;
-          for (int64_t oh = 0; oh < OH_; ++oh) {
-            const int64_t ih = oh * sh_ - pt_ + kh * dh_;
-            if (ih < 0 || ih >= H_) continue;
+          tap_rows(kh, kw, [&](int64_t oh, int64_t ih, int64_t lo, int64_t hi, int64_t off) {
             const T* src = row + oh * OW_;
             T* dst = gx + (c * H_ + ih) * W_ + off;
             if (sw_ == 1)
               for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
             else
               for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw_] += src[ow];
-          }
+          });
         }
   }
 
@@ -406,7 +488,7 @@ class ConvGrad : public GradOp<T> {
   int64_t N_, C_, H_, W_, M_, KH_, KW_, sh_, sw_, pt_, pl_, pb_ = 0, pr_ = 0, dh_, dw_, G_, OH_, OW_;
   int64_t Cg_ = 0, Mg_ = 0, Kc_ = 0, P_ = 0;
   bool has_bias_ = false, direct_ = false, keep_cols_ = false, transposed_ok_ = false, channels_last_dw_ = false,
-       windowed_dw_ = false;
+       windowed_dw_ = false, depthwise_ = false;
   std::vector<long> win_off_;
   std::vector<std::vector<float>> win_scratch_;
   std::vector<T> cols_;

@@ -76,6 +76,8 @@ describe('Conv', () => {
     { name: '1x1 stride 2', build: op('Conv', [I([1, 3, 5, 5]), P([2, 3, 1, 1])], [[1, 2, 3, 3]], conv([1, 1], [2, 2], [0, 0, 0, 0], [1, 1])) },
     { name: '1-D as H = 1, stride 2, dilation 2', build: op('Conv', [I([2, 3, 1, 9]), P([2, 3, 1, 3])], [[2, 2, 1, 3]], conv([1, 3], [1, 2], [0, 1, 0, 0], [1, 2])) },
     { name: 'weight as a runtime input', build: op('Conv', [I([1, 2, 4, 4]), I([3, 2, 2, 2]), I([3])], [[1, 3, 3, 3]], conv([2, 2], [1, 1], [0, 0, 0, 0], [1, 1])) },
+    { name: 'depthwise, channel multiplier 2, stride 2, dilation (1,2), asymmetric pads', build: op('Conv', [I([2, 3, 7, 7]), P([6, 1, 3, 3]), P([6])], [[2, 6, 4, 2]], conv([3, 3], [2, 2], [1, 0, 1, 1], [1, 2], 3)) },
+    { name: 'depthwise 5x5 stride 1 on 9x9, 16 channels', build: op('Conv', [I([3, 16, 9, 9]), P([16, 1, 5, 5])], [[3, 16, 9, 9]], conv([5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 16)) },
     { name: 'depthwise stride 1 pad 1 (the transposed-conv input gradient)', build: op('Conv', [I([3, 8, 7, 7]), P([8, 1, 3, 3]), P([8])], [[3, 8, 7, 7]], conv([3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 8)) },
     { name: 'asymmetric pads, stride 1, 16 channels', build: op('Conv', [I([2, 16, 6, 5]), P([16, 16, 3, 3]), P([16])], [[2, 16, 5, 5]], conv([3, 3], [1, 1], [0, 1, 1, 1], [1, 1])) },
     { name: 'stride 2, dilation (1,2), 8 channels (channels-last weight gradient)', build: op('Conv', [I([2, 8, 9, 9]), P([4, 8, 3, 3]), P([4])], [[2, 4, 4, 3]], conv([3, 3], [2, 2], [1, 0, 0, 1], [1, 2])) },
