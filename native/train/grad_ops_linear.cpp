@@ -124,12 +124,17 @@ class ConvGrad : public GradOp<T> {
     T* gxp = a.gin[0];
     T* gw = a.gin[1];
     T* gb = has_bias_ ? a.gin[2] : nullptr;
-    if (gb)
+    if (gb)  // eight lane sums per row: a single running sum does not vectorise
       for (int64_t n = 0; n < N_; ++n)
         for (int64_t m = 0; m < M_; ++m) {
-          const T* row = gy + (n * M_ + m) * P_;
+          const T* __restrict row = gy + (n * M_ + m) * P_;
+          T acc[8] = {};
+          int64_t i = 0;
+          for (; i + 8 <= P_; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += row[i + j];
+          for (int j = 0; i < P_; ++i, ++j) acc[j] += row[i];
           T s = 0;
-          for (int64_t i = 0; i < P_; ++i) s += row[i];
+          for (int j = 0; j < 8; ++j) s += acc[j];
           gb[m] += s;
         }
     if (!gxp && !gw) return;
@@ -352,36 +357,59 @@ class ConvGrad : public GradOp<T> {
   // layer at batch 32) on an im2col kept from the forward pass; with that im2col it was a third of
   // a mobilenetv2 unit's reconstruction step.
   //   dW[m, kh, kw] += Σ_n Σ_(oh,ow) dY[n, m, oh, ow] · X[n, g(m), oh·sh − pt + kh·dh, ow·sw − pl + kw·dw]
-  // Each output channel's sum runs in a fixed order (per output column, then across the columns),
-  // whatever the thread count; the per-column partials keep the inner loop a vector multiply-add.
+  // As in conv.cpp, each sample's plane is copied zero-padded and split by stride phase (phase
+  // (a, b) holds padded rows a, a+sh, ... and columns b, b+sw, ...), and dY's rows are laid at the
+  // phase width Wq with zero gaps: then every tap's sum is one contiguous dot product of length
+  // OH·Wq (rows of 7 made the row-by-row loop mostly loop overhead). Eight lane sums per tap keep
+  // the order fixed, whatever the thread count, and the loop a vector multiply-add.
   void dw_weight_grad(const T* x, const T* gy, T* gw, int threads) {
     const int64_t taps = KH_ * KW_;
+    const int64_t Hp = H_ + pt_ + pb_, Wp = W_ + pl_ + pr_;
+    const int64_t Hq = (Hp + sh_ - 1) / sh_, Wq = (Wp + sw_ - 1) / sw_, phase = Hq * Wq, L = OH_ * Wq;
+    // A tap's window starts at most (KW−1)·dw/sw columns into its plane and may run past the last
+    // plane by as much (those products meet dY's zero gaps).
+    const int64_t xsize = sh_ * sw_ * phase + (KW_ - 1) * dw_ / sw_ + 1;
+    std::vector<int64_t> base(static_cast<size_t>(taps));
+    for (int64_t kh = 0; kh < KH_; ++kh)
+      for (int64_t kw = 0; kw < KW_; ++kw) {
+        const int64_t rr = kh * dh_, cc = kw * dw_;
+        base[kh * KW_ + kw] = ((rr % sh_) * sw_ + cc % sw_) * phase + (rr / sh_) * Wq + cc / sw_;
+      }
     parallel_chunks(M_, threads_for(N_ * M_ * taps * P_, threads), [&](int, int64_t m0, int64_t m1) {
-      std::vector<T> acc(static_cast<size_t>(OW_));
+      // Padding positions and dY's gaps are never written: zero from here on.
+      std::vector<T> xq(static_cast<size_t>(xsize), T(0)), yq(static_cast<size_t>(L), T(0)), acc(static_cast<size_t>(taps * 8));
       for (int64_t m = m0; m < m1; ++m) {
         const int64_t g = m / Mg_;
-        for (int64_t kh = 0; kh < KH_; ++kh)
-          for (int64_t kw = 0; kw < KW_; ++kw) {
-            std::fill(acc.begin(), acc.end(), T(0));
-            T* __restrict ac = acc.data();
-            for (int64_t n = 0; n < N_; ++n) {
-              const T* xp = x + (n * C_ + g) * H_ * W_;
-              const T* gp = gy + (n * M_ + m) * P_;
-              tap_rows(kh, kw, [&](int64_t oh, int64_t ih, int64_t lo, int64_t hi, int64_t off) {
-                const T* __restrict xr = xp + ih * W_ + off;
-                const T* __restrict gr = gp + oh * OW_;
-                if (sw_ == 1)
-                  for (int64_t ow = lo; ow < hi; ++ow) ac[ow] += gr[ow] * xr[ow];
-                else
-                  for (int64_t ow = lo; ow < hi; ++ow) ac[ow] += gr[ow] * xr[ow * sw_];
-              });
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int64_t n = 0; n < N_; ++n) {
+          const T* xp = x + (n * C_ + g) * H_ * W_;
+          for (int64_t ih = 0; ih < H_; ++ih) {
+            const int64_t r = ih + pt_;
+            T* row = xq.data() + (r % sh_) * sw_ * phase + (r / sh_) * Wq;
+            for (int64_t iw = 0; iw < W_; ++iw) {
+              const int64_t c = iw + pl_;
+              row[(c % sw_) * phase + c / sw_] = xp[ih * W_ + iw];
             }
-            T sum = 0;
-            for (int64_t ow = 0; ow < OW_; ++ow) sum += ac[ow];
-            gw[m * taps + kh * KW_ + kw] += sum;
           }
+          const T* gp = gy + (n * M_ + m) * P_;
+          for (int64_t oh = 0; oh < OH_; ++oh) std::copy(gp + oh * OW_, gp + (oh + 1) * OW_, yq.begin() + oh * Wq);
+          for (int64_t t = 0; t < taps; ++t) lane_dot(yq.data(), xq.data() + base[t], L, acc.data() + t * 8);
+        }
+        for (int64_t t = 0; t < taps; ++t) {
+          T sum = 0;
+          for (int j = 0; j < 8; ++j) sum += acc[t * 8 + j];
+          gw[m * taps + t] += sum;
+        }
       }
     });
+  }
+
+  // acc[j] += Σ a[q]·b[q] over q ≡ j (mod 8): eight independent sums the compiler can keep in vectors.
+  static void lane_dot(const T* __restrict a, const T* __restrict b, int64_t L, T* __restrict acc) {
+    int64_t q = 0;
+    for (; q + 8 <= L; q += 8)
+      for (int j = 0; j < 8; ++j) acc[j] += a[q + j] * b[q + j];
+    for (int j = 0; q < L; ++q, ++j) acc[j] += a[q] * b[q];
   }
 
   //   dX[n, g, ih, iw] += Σ dY[n, m, oh, ow] · W[m, kh, kw] over the group's outputs m and the taps
