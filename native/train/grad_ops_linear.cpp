@@ -375,6 +375,10 @@ class ConvGrad : public GradOp<T> {
         const int64_t rr = kh * dh_, cc = kw * dw_;
         base[kh * KW_ + kw] = ((rr % sh_) * sw_ + cc % sw_) * phase + (rr / sh_) * Wq + cc / sw_;
       }
+    // Where input row ih and input column iw land in the phase planes.
+    std::vector<int64_t> row_at(static_cast<size_t>(H_)), col_at(static_cast<size_t>(W_));
+    for (int64_t ih = 0; ih < H_; ++ih) row_at[ih] = ((ih + pt_) % sh_) * sw_ * phase + ((ih + pt_) / sh_) * Wq;
+    for (int64_t iw = 0; iw < W_; ++iw) col_at[iw] = ((iw + pl_) % sw_) * phase + (iw + pl_) / sw_;
     parallel_chunks(M_, threads_for(N_ * M_ * taps * P_, threads), [&](int, int64_t m0, int64_t m1) {
       // Padding positions and dY's gaps are never written: zero from here on.
       std::vector<T> xq(static_cast<size_t>(xsize), T(0)), yq(static_cast<size_t>(L), T(0)), acc(static_cast<size_t>(taps * 8));
@@ -384,12 +388,11 @@ class ConvGrad : public GradOp<T> {
         for (int64_t n = 0; n < N_; ++n) {
           const T* xp = x + (n * C_ + g) * H_ * W_;
           for (int64_t ih = 0; ih < H_; ++ih) {
-            const int64_t r = ih + pt_;
-            T* row = xq.data() + (r % sh_) * sw_ * phase + (r / sh_) * Wq;
-            for (int64_t iw = 0; iw < W_; ++iw) {
-              const int64_t c = iw + pl_;
-              row[(c % sw_) * phase + c / sw_] = xp[ih * W_ + iw];
-            }
+            T* __restrict row = xq.data() + row_at[ih];
+            const T* __restrict src = xp + ih * W_;
+            if (sw_ == 1) std::copy(src, src + W_, row + pl_);
+            else
+              for (int64_t iw = 0; iw < W_; ++iw) row[col_at[iw]] = src[iw];
           }
           const T* gp = gy + (n * M_ + m) * P_;
           for (int64_t oh = 0; oh < OH_; ++oh) std::copy(gp + oh * OW_, gp + (oh + 1) * OW_, yq.begin() + oh * Wq);
