@@ -62,6 +62,10 @@ inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  // Unrolled by 4: the loop's own index, pointer and compare ops came every 12 FMAs (AVX2, best of
+  // 4 alternated rounds: 3x3 convs 16-128 channels 1-5 % faster; resnet20 batch 32 one thread
+  // against onnxruntime 0.72-0.76 -> 0.80-0.81).
+#pragma GCC unroll 4
   for (int p = 0; p < kc; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
