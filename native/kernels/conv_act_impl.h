@@ -119,7 +119,7 @@ void gelu_erf_grad(const float* x, const float* gy, float* gx, long n, bool accu
     std::memcpy(xb, x + i, sizeof(float) * (n - i));
     std::memcpy(gb, gy + i, sizeof(float) * (n - i));
     if (accumulate) std::memcpy(ob, gx + i, sizeof(float) * (n - i));
-    storeu<V>(ob, loadu<V>(ob) * (accumulate ? 1.f : 0.f) + loadu<V>(gb) * gelu_grad_v<W>(loadu<V>(xb)));
+    storeu<V>(ob, loadu<V>(ob) + loadu<V>(gb) * gelu_grad_v<W>(loadu<V>(xb)));  // ob is 0 unless accumulating
     std::memcpy(gx + i, ob, sizeof(float) * (n - i));
   }
 }

@@ -127,15 +127,9 @@ class ConvGrad : public GradOp<T> {
     if (gb)  // eight lane sums per row: a single running sum does not vectorise
       for (int64_t n = 0; n < N_; ++n)
         for (int64_t m = 0; m < M_; ++m) {
-          const T* __restrict row = gy + (n * M_ + m) * P_;
           T acc[8] = {};
-          int64_t i = 0;
-          for (; i + 8 <= P_; i += 8)
-            for (int j = 0; j < 8; ++j) acc[j] += row[i + j];
-          for (int j = 0; i < P_; ++i, ++j) acc[j] += row[i];
-          T s = 0;
-          for (int j = 0; j < 8; ++j) s += acc[j];
-          gb[m] += s;
+          lane_sum(gy + (n * M_ + m) * P_, P_, acc);
+          gb[m] += lanes_total(acc);
         }
     if (!gxp && !gw) return;
     if constexpr (std::is_same<T, float>::value) {
@@ -398,21 +392,29 @@ class ConvGrad : public GradOp<T> {
           for (int64_t oh = 0; oh < OH_; ++oh) std::copy(gp + oh * OW_, gp + (oh + 1) * OW_, yq.begin() + oh * Wq);
           for (int64_t t = 0; t < taps; ++t) lane_dot(yq.data(), xq.data() + base[t], L, acc.data() + t * 8);
         }
-        for (int64_t t = 0; t < taps; ++t) {
-          T sum = 0;
-          for (int j = 0; j < 8; ++j) sum += acc[t * 8 + j];
-          gw[m * taps + t] += sum;
-        }
+        for (int64_t t = 0; t < taps; ++t) gw[m * taps + t] += lanes_total(acc.data() + t * 8);
       }
     });
   }
 
-  // acc[j] += Σ a[q]·b[q] over q ≡ j (mod 8): eight independent sums the compiler can keep in vectors.
+  // acc[j] += Σ a[q]·b[q] (lane_dot) or Σ a[q] (lane_sum) over q ≡ j (mod 8): eight independent sums
+  // the compiler can keep in vectors, added up in a fixed order by lanes_total.
   static void lane_dot(const T* __restrict a, const T* __restrict b, int64_t L, T* __restrict acc) {
     int64_t q = 0;
     for (; q + 8 <= L; q += 8)
       for (int j = 0; j < 8; ++j) acc[j] += a[q + j] * b[q + j];
     for (int j = 0; q < L; ++q, ++j) acc[j] += a[q] * b[q];
+  }
+  static void lane_sum(const T* __restrict a, int64_t L, T* __restrict acc) {
+    int64_t q = 0;
+    for (; q + 8 <= L; q += 8)
+      for (int j = 0; j < 8; ++j) acc[j] += a[q + j];
+    for (int j = 0; q < L; ++q, ++j) acc[j] += a[q];
+  }
+  static T lanes_total(const T* acc) {
+    T s = 0;
+    for (int j = 0; j < 8; ++j) s += acc[j];
+    return s;
   }
 
   //   dX[n, g, ih, iw] += Σ dY[n, m, oh, ow] · W[m, kh, kw] over the group's outputs m and the taps
