@@ -12,6 +12,7 @@ export const {
   quantize,
   METHODS,
   analyze,
+  equalize,
   exportModel,
   loadDataset,
   loadDatasetAsync,

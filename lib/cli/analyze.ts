@@ -4,7 +4,7 @@ import { loadDatasetAsync } from '../data/dataset';
 import { imageOptions } from './image-options';
 import { Model } from '../engine/model';
 import { analyze } from '../pipeline/analyze';
-import { addQuantOptions, QuantizeCliOptions } from './quantize';
+import { addQuantOptions, QuantizeCliOptions, equalizeSummary, maybeEqualize } from './quantize';
 import { progressReporter } from './progress';
 
 export function registerAnalyze(program: Command): void {
@@ -17,8 +17,8 @@ Examples:
   packptq analyze test/fixtures/resnet20.onnx --calib test/fixtures/calib-1024-images-idx3-ubyte.gz --mean 0.2860 --std 0.3530 --w-bits 3 --a-bits 3
   packptq analyze vit.onnx --calib calib.idx.gz --w-bits 3 --a-bits 3 --mixed-precision --budget-bits 3.5 --json`)
     .action(async (file: string, o: QuantizeCliOptions) => {
-      const model = Model.load(file);
       const calib = await loadDatasetAsync({ data: o.calib, mean: o.mean, std: o.std, ...imageOptions(o as Parameters<typeof imageOptions>[0]) });
+      const { model, equalized } = await maybeEqualize(Model.load(file), calib, o);
       const progress = progressReporter({ quiet: o.quiet });
       const r = await analyze(model, {
         wBits: o.wBits, aBits: o.aBits, firstLast: o.firstLast, layerBits: o.layerBits, exclude: o.exclude,
@@ -29,12 +29,13 @@ Examples:
       });
       progress.stop();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ model: file, wBits: o.wBits, aBits: o.aBits, form: o.scoreForm, ...r }) + '\n');
+        process.stdout.write(JSON.stringify({ model: file, wBits: o.wBits, aBits: o.aBits, form: o.scoreForm, ...r, ...(equalized ? { equalization: { alpha: equalized.alpha, links: equalized.links } } : {}) }) + '\n');
         return;
       }
       const lines = [`model   ${file}   W${o.wBits}A${o.aBits}   score form: ${o.scoreForm}`, 'block                              L_b         E[gΔz]      E[Δz²]      S_b (paper)   S_b (release)  Ω_b'];
       for (const x of r.scores)
         lines.push(`${x.block.padEnd(34)} ${x.loss.toExponential(3).padStart(10)}  ${x.gDz.toExponential(3).padStart(10)}  ${x.dz2.toExponential(3).padStart(10)}  ${x.paper.score.toExponential(3).padStart(12)}  ${x.release.score.toExponential(3).padStart(12)}  ${x.omega.toExponential(3)}`);
+      if (equalized) lines.push(`equalized ${equalizeSummary(equalized)}`);
       lines.push(`packs   ${r.packs.map((p) => `[${p.join(',')}]`).join(' ')}`);
       if (r.bits) lines.push(`bits    ${r.bits.join(' ')} per pack (budget ${r.budgetBits} average weight bits)`);
       lines.push(`time    ${r.seconds.toFixed(1)} s`);

@@ -41,7 +41,7 @@ export function runExport(o: ExportCliOptions): { out: string; bytes: number; ru
   if (!o.model && !fs.existsSync(file)) throw new BadOptionError(`the model of --run-dir ${o.runDir}, ${file}, no longer exists; give its new path with --model`);
   const model = Model.load(file);
   if (graphDigest(model.graph) !== m.model.digest)
-    throw new BadOptionError(`${o.model ? '--model ' : ''}${file} is not the model --run-dir ${o.runDir} quantized (${m.model.file}): their graphs differ`);
+    throw new BadOptionError(`${o.model ? '--model ' : ''}${file} is not the model --run-dir ${o.runDir} quantized (${m.model.file}): their graphs differ (a run made with --equalize quantized a rescaled graph: rerun its quantize command with --out to write its model)`);
   const opt = m.options as { method: string; wBits: number; aBits: number };
   // The same call, with the same options, as `quantize --out` (lib/cli/quantize.ts): the same bytes.
   writeQdqModel(o.out, model.graph, quantized, { wBits: opt.wBits, aBits: opt.aBits, method: opt.method } as Parameters<typeof writeQdqModel>[3]);

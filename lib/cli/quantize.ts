@@ -11,6 +11,28 @@ import { nonNegative, numberList, positiveInt, probability } from './options';
 import { progressReporter } from './progress';
 import { buildReport, writeJsonAtomic } from '../report/json';
 import { RunReport, writeHtmlReport } from '../report/html';
+import { EqualizeResult, checkAlpha } from '../pipeline/equalize';
+import { equalize } from '../api/equalize';
+import { Dataset } from '../data/dataset';
+
+/**
+ * `--equalize`: the model rescaled by lib/pipeline/equalize.ts on the same calibration subset the
+ * quantize run draws (same size and seed), or the model itself without the option.
+ */
+export async function maybeEqualize(model: Model, calib: Dataset, o: Pick<QuantizeCliOptions, 'equalize' | 'calibSize' | 'seed' | 'batch' | 'threads'>): Promise<{ model: Model; equalized?: EqualizeResult }> {
+  if (o.equalize === undefined) return { model };
+  const equalized = await equalize(model, calib, {
+    alpha: o.equalize === true ? 1 : o.equalize, calibSize: o.calibSize, seed: o.seed, batch: o.batch, threads: o.threads,
+  });
+  return { model: equalized.model, equalized };
+}
+
+/** One line on what --equalize did. */
+export function equalizeSummary(e: EqualizeResult): string {
+  if (!e.links.length) return 'no Conv/Gemm/MatMul pair joined by ReLU or pooling: nothing to equalize';
+  const before = Math.max(...e.links.map((l) => l.spreadBefore)), after = Math.max(...e.links.map((l) => l.spreadAfter));
+  return `${e.links.length} layer pairs rescaled (alpha ${e.alpha}); largest channel-range spread ${before.toFixed(2)}x -> ${after.toFixed(2)}x`;
+}
 
 function bits(name: string) {
   return (v: string): number => {
@@ -45,7 +67,7 @@ export interface QuantizeCliOptions {
   mixedPrecision?: boolean; budgetBits?: { w: number; a?: number }; mpRule: 'exact' | 'greedy'; scoreForm: 'paper' | 'release'; report?: string; html?: string;
   iters: number; lambda: number; dropProb?: number; lrRound: number; lrAct: number; cache?: 'fp32' | 'fp16'; quiet?: boolean;
   calibSize: number; actCalibSize?: number; actSearch: 'histogram' | 'exact'; seed: number; batch: number; threads: number; evalLimit?: number; out?: string; json?: boolean;
-  runDir?: string; overwriteRunDir?: boolean;
+  runDir?: string; overwriteRunDir?: boolean; equalize?: number | true;
 }
 
 export function addQuantOptions(cmd: Command): Command {
@@ -86,6 +108,11 @@ export function addQuantOptions(cmd: Command): Command {
     .option('--budget-bits <w[/a]>', 'average weight bits allowed (and optionally activation bits), default (mid+high)/2, e.g. 3.5 for W3A3', budget)
     .addOption(new Option('--mp-rule <rule>', 'exact multiple-choice knapsack, or the release\'s greedy rule').choices(['exact', 'greedy']).default('exact'))
     .addOption(new Option('--score-form <form>', 'importance score: the paper\'s (sums per sample) or the release\'s (per-element means)').choices(['paper', 'release']).default('paper'))
+    .option('--equalize [alpha]', 'before quantizing, rescale Conv/Gemm/MatMul pairs across ReLU/pooling so each activation\'s channels share one range (FP-equivalent; alpha in (0,1], default 1, 0.5 = SmoothQuant\'s split); not part of the paper\'s method', (v: string) => {
+      const a = Number(v);
+      checkAlpha(a);
+      return a;
+    })
     .option('--quiet', 'no progress display')
     .option('--json', 'print exactly one JSON object on stdout');
 }
@@ -118,10 +145,10 @@ Examples:
     });
 }
 
-export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<{ result: QuantizeResult; file: string; out?: string }> {
-  const model = Model.load(file);
+export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<{ result: QuantizeResult; file: string; out?: string; equalized?: EqualizeResult }> {
   const img = imageOptions(o as Parameters<typeof imageOptions>[0]);
   const calib = await loadDatasetAsync({ data: o.calib, mean: o.mean, std: o.std, ...img });
+  const { model, equalized } = await maybeEqualize(Model.load(file), calib, o);
   const evalSet = o.eval ? await loadDatasetAsync({ data: o.eval, labels: o.labels, mean: o.mean, std: o.std, limit: o.evalLimit, ...img }) : undefined;
   const progress = progressReporter({ quiet: o.quiet });
   const result = await quantize(model, {
@@ -139,16 +166,17 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
   }
   if (o.report || o.html) {
     const built = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
+    if (equalized) Object.assign(built, { equalization: { alpha: equalized.alpha, links: equalized.links } });
     const report = o.runDir ? { ...built, runDir: o.runDir, resumedFromUnit: result.resumedFromUnit ?? null } : built;
     if (o.report) writeJsonAtomic(o.report, report);
     // Rendered from the report as JSON carries it (NaN → null, undefined dropped), so the page is
     // byte for byte what `packptq report` makes from the --report file.
     if (o.html) writeHtmlReport(o.html, JSON.parse(JSON.stringify(report)) as RunReport);
   }
-  return { result, file, out: o.out };
+  return { result, file, out: o.out, equalized };
 }
 
-function print({ result: r, file, out }: { result: QuantizeResult; file: string; out?: string }, o: QuantizeCliOptions): void {
+function print({ result: r, file, out, equalized }: { result: QuantizeResult; file: string; out?: string; equalized?: EqualizeResult }, o: QuantizeCliOptions): void {
   const summary = {
     model: file, method: r.method, wBits: o.wBits, aBits: o.aBits, init: o.init, firstLast: o.firstLast,
     fp: r.fp ? { accuracy: r.fp.accuracy, samples: r.fp.samples } : undefined,
@@ -158,6 +186,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     pack: r.pack ? { packs: r.pack.packs, bits: r.pack.bits, scores: r.pack.scores.map((x) => ({ block: x.block, score: x.score, omega: x.omega })) } : undefined,
     report: o.report,
     html: o.html,
+    ...(equalized ? { equalization: { alpha: equalized.alpha, links: equalized.links.map((l) => ({ producer: l.producer, consumer: l.consumer, spreadBefore: l.spreadBefore, spreadAfter: l.spreadAfter })) } } : {}),
     ...(o.runDir ? { runDir: o.runDir, resumedFromUnit: r.resumedFromUnit ?? null, unitCount: r.unitCount } : {}),
     units: r.units.map((u) => ({ name: u.name, kind: u.kind, layers: u.layers.length, iters: u.iters, seconds: u.seconds, lossStart: u.lossStart, lossEnd: u.lossEnd, cacheBytes: u.cacheBytes, cacheDtype: u.cacheDtype })),
   };
@@ -173,6 +202,7 @@ function print({ result: r, file, out }: { result: QuantizeResult; file: string;
     `avg bits     weights ${r.avgWeightBits.toFixed(2)}, activations ${r.avgActBits.toFixed(2)}`,
     `weights      ${r.weightBytes.toLocaleString('en-US')} bytes (FP32: ${r.fpWeightBytes.toLocaleString('en-US')})`,
   ];
+  if (equalized) lines.push(`equalized    ${equalizeSummary(equalized)}`);
   if (r.pack) {
     lines.push(`packs        ${r.pack.packs.map((p) => `[${p.join(',')}]`).join(' ')} (${r.pack.form} score)`);
     if (r.pack.bits) lines.push(`pack bits    ${r.pack.bits.join(' ')} (budget ${r.pack.budgetBits} average weight bits, ${r.pack.mpRule})`);
