@@ -6,9 +6,11 @@
 import * as fs from 'fs';
 import { Command } from 'commander';
 import { Model } from '../engine/model';
-import { BadOptionError } from '../errors';
+import { BadDataError, BadOptionError } from '../errors';
+import * as path from 'path';
+import { reapplyEqualization } from '../pipeline/equalize';
 import { writeQdqModel } from '../export/qdq';
-import { RunDir, graphDigest } from '../pipeline/run-dir';
+import { EQUALIZATION_FILE, RunDir, graphDigest } from '../pipeline/run-dir';
 
 export interface ExportCliOptions { runDir: string; out: string; model?: string; json?: boolean }
 
@@ -39,9 +41,20 @@ export function runExport(o: ExportCliOptions): { out: string; bytes: number; ru
   if (!quantized) throw new BadOptionError(`--run-dir ${o.runDir} holds an unfinished run: ${run.unfinished()}; rerun its quantize command to finish it`);
   const file = o.model ?? m.model.file;
   if (!o.model && !fs.existsSync(file)) throw new BadOptionError(`the model of --run-dir ${o.runDir}, ${file}, no longer exists; give its new path with --model`);
-  const model = Model.load(file);
+  let model = Model.load(file);
+  // A run made with --equalize quantized the rescaled graph; its scales are kept in the run dir.
+  const eqFile = path.join(o.runDir, EQUALIZATION_FILE);
+  if (fs.existsSync(eqFile)) {
+    let stored: { links: Parameters<typeof reapplyEqualization>[1] };
+    try {
+      stored = JSON.parse(fs.readFileSync(eqFile, 'utf8'));
+      model = reapplyEqualization(model, stored.links);
+    } catch (err) {
+      throw new BadDataError(`${eqFile}: not a packptq equalization record (${(err as Error).message})`);
+    }
+  }
   if (graphDigest(model.graph) !== m.model.digest)
-    throw new BadOptionError(`${o.model ? '--model ' : ''}${file} is not the model --run-dir ${o.runDir} quantized (${m.model.file}): their graphs differ (a run made with --equalize quantized a rescaled graph: rerun its quantize command with --out to write its model)`);
+    throw new BadOptionError(`${o.model ? '--model ' : ''}${file} is not the model --run-dir ${o.runDir} quantized (${m.model.file}): their graphs differ`);
   const opt = m.options as { method: string; wBits: number; aBits: number };
   // The same call, with the same options, as `quantize --out` (lib/cli/quantize.ts): the same bytes.
   writeQdqModel(o.out, model.graph, quantized, { wBits: opt.wBits, aBits: opt.aBits, method: opt.method } as Parameters<typeof writeQdqModel>[3]);

@@ -10,9 +10,12 @@ import { BadOptionError } from '../errors';
 import { nonNegative, numberList, positiveInt, probability } from './options';
 import { progressReporter } from './progress';
 import { buildReport, writeJsonAtomic } from '../report/json';
+import { writeFileAtomic } from '../pipeline/run-dir';
 import { RunReport, writeHtmlReport } from '../report/html';
 import { EqualizeResult, checkAlpha } from '../pipeline/equalize';
 import { equalize } from '../api/equalize';
+import { EQUALIZATION_FILE } from '../pipeline/run-dir';
+import * as path from 'path';
 import { Dataset } from '../data/dataset';
 
 /**
@@ -160,6 +163,8 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
     runDir: o.runDir, overwriteRunDir: o.overwriteRunDir,
   });
   progress.stop();
+  // What export --run-dir needs to rebuild the rescaled graph from the model file.
+  if (o.runDir && equalized) writeFileAtomic(path.join(o.runDir, EQUALIZATION_FILE), JSON.stringify({ alpha: equalized.alpha, links: equalized.links }));
   if (o.out) {
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });

@@ -33,6 +33,8 @@ export interface EqualizedLink extends EqualizeLink {
   spreadAfter: number;
   /** Channels left unscaled because they were never nonzero on the calibration set. */
   deadChannels: number;
+  /** The scale s_c of every channel (A's output channel divided by it, B's input channel multiplied). */
+  scales: number[];
 }
 
 export interface EqualizeResult {
@@ -117,7 +119,14 @@ export async function equalizeActivations(model: Model, calib: Subset, opts: Equ
     const mean = live ? Math.exp(logSum / live) : 1;
     for (let c = 0; c < l.channels; c++) s[c] = s[c] > 0 ? Math.min(100, Math.max(0.01, s[c] / mean)) : 1;
     applyEqualization(g, l, s);
-    return { ...l, spreadBefore: spread(r), spreadAfter: spread(Array.from(r, (x, c) => x / s[c])), deadChannels: dead };
+    return { ...l, spreadBefore: spread(r), spreadAfter: spread(Array.from(r, (x, c) => x / s[c])), deadChannels: dead, scales: Array.from(s) };
   });
   return { model: Model.fromGraph(g, model.file), alpha, links: done };
+}
+
+/** The model with stored scales applied again (a run directory's equalization.json, for export). */
+export function reapplyEqualization(model: Model, links: readonly Pick<EqualizedLink, 'producer' | 'consumer' | 'value' | 'axis' | 'channels' | 'scales'>[]): Model {
+  const g = cloneGraph(model.graph);
+  for (const l of links) applyEqualization(g, l, Float64Array.from(l.scales));
+  return Model.fromGraph(g, model.file);
 }

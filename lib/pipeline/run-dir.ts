@@ -52,6 +52,9 @@ const OPTION_NAMES: Record<string, string> = {
 };
 
 /** sha256 of everything in the canonical graph that computation depends on. */
+/** `--equalize`'s scales, written beside the checkpoints so `export --run-dir` can rebuild the rescaled graph. */
+export const EQUALIZATION_FILE = 'equalization.json';
+
 export function graphDigest(g: Graph): string {
   const h = createHash('sha256');
   const replacer = (_k: string, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : typeof v === 'bigint' ? String(v) : v);
@@ -201,7 +204,7 @@ export interface Restored {
 }
 
 const unitFile = (k: number) => path.join('units', `${String(k).padStart(4, '0')}.ckpt`);
-const OWN_FILES = ['manifest.json', 'pack.ckpt', 'calibration.ckpt', 'final.ckpt'];
+const OWN_FILES = ['manifest.json', 'pack.ckpt', 'calibration.ckpt', 'final.ckpt', EQUALIZATION_FILE];
 
 export class RunDir {
   private constructor(readonly dir: string, readonly manifest: RunManifest) {}

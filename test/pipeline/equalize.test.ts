@@ -3,6 +3,8 @@
  * linked activation ends with one range over its channels, and on PointNet (whose 3-bit activations
  * are its weak point) round-to-nearest W8A3 gains what the option is for.
  */
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { loadDataset } from '../../lib/data/dataset';
 import { chooseSubset, subsetBatch } from '../../lib/data/subset';
@@ -88,6 +90,27 @@ test('CLI: --equalize 2 exits non-zero with one line; --equalize reports its pai
   expect(Math.abs(r.fp.accuracy - plain.fp.accuracy)).toBeLessThanOrEqual(0.001);
   // Measured: 4-bit activations on 1000 test images, 91.9 % plain and 92.1 % equalized (FP 93.5 %).
   expect(r.quantized.accuracy).toBeGreaterThanOrEqual(plain.quantized.accuracy - 0.003);
+}, 300_000);
+
+test('CLI: an equalized --run-dir exports the same bytes as quantize --out', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'packptq-eq-'));
+  try {
+    const run = path.join(dir, 'run');
+    const q = cli(['quantize', shipped('resnet20.onnx'), '--calib', shipped('calib-1024-images-idx3-ubyte.gz'), '--mean', '0.2860', '--std', '0.3530',
+      '--calib-size', '64', '--w-bits', '4', '--a-bits', '4', '--equalize', '--run-dir', run, '--out', path.join(dir, 'a.onnx'), '--quiet']);
+    expect(q.code).toBe(0);
+    const e = cli(['export', '--run-dir', run, '--out', path.join(dir, 'b.onnx')]);
+    expect(e.code).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, 'a.onnx')), fs.readFileSync(path.join(dir, 'b.onnx')))).toBe(0);
+    // Without its scales the run dir no longer matches the model file: refused, nothing written.
+    fs.rmSync(path.join(run, 'equalization.json'));
+    const bad = cli(['export', '--run-dir', run, '--out', path.join(dir, 'c.onnx')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/graphs differ/);
+    expect(fs.existsSync(path.join(dir, 'c.onnx'))).toBe(false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }, 300_000);
 
 const pointnet = sharedAvailable() ? test : test.skip;
