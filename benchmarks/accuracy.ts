@@ -11,6 +11,7 @@ import * as path from 'path';
 import { loadDataset } from '../lib/data/dataset';
 import { Model } from '../lib/engine/model';
 import { quantize, Method } from '../lib/pipeline/quantize';
+import { equalize } from '../lib/api/equalize';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SHARED = path.resolve(ROOT, '..', 'shared', 'fixtures');
@@ -65,13 +66,15 @@ async function main(): Promise<void> {
       for (const spec of methods) {
         // A spec is a method with optional suffixes: +mp (pack-level mixed precision), +drop (QDrop's
         // element-wise dropping inside the unit, p = 0.5, on top of the method's own input mixing),
-        // +qd (QDrop's dropping exactly: inside the unit, no input mixing), +mix (input mixing, p = 0.5).
+        // +qd (QDrop's dropping exactly: inside the unit, no input mixing), +mix (input mixing, p = 0.5),
+        // +eq (--equalize first, alpha 1).
         const flags = spec.split('+').slice(1);
         const method = spec.split('+')[0] as Method;
         const mp = flags.includes('mp');
         const dropProb = flags.includes('drop') || flags.includes('qd') ? 0.5 : undefined;
         const inputQuantProb = flags.includes('qd') ? 1 : flags.includes('mix') ? 0.5 : undefined;
-        const r = await quantize(model, { method, wBits: w, aBits: a, calib, eval: evalSet, iters, threads, seed, mixedPrecision: mp || undefined, dropProb, inputQuantProb });
+        const m2 = flags.includes('eq') ? (await equalize(model, calib, { seed, threads })).model : model;
+        const r = await quantize(m2, { method, wBits: w, aBits: a, calib, eval: evalSet, iters, threads, seed, mixedPrecision: mp || undefined, dropProb, inputQuantProb });
         const cell: Cell = {
           model: m, method: seed ? `${spec} (seed ${seed})` : spec, wBits: w, aBits: a, iters, fp: r.fp!.accuracy!, quantized: r.quant!.accuracy!,
           avgWeightBits: r.avgWeightBits, avgActBits: r.avgActBits, seconds: r.seconds, evalSamples: evalSet.samples,
