@@ -38,6 +38,8 @@ export interface RunReport {
   units: { name: string; kind: string; layers: string[]; iters: number; seconds: number; lossStart: number | null; lossEnd: number | null; curve: { iter: number; recLoss: number | null; regLoss: number | null }[] }[];
   times: Record<string, number>;
   seconds: number;
+  /** Present when the run used --equalize. */
+  equalization?: { alpha: number; links: { producer: string; consumer: string; channels: number; spreadBefore: number | null; spreadAfter: number | null; deadChannels: number }[] };
 }
 
 /**
@@ -128,6 +130,7 @@ export function renderHtmlReport(report: RunReport): string {
     `<div class="meta">${esc(r.model)}${r.date ? ` · ${esc(r.date)}` : ''}${r.packptq ? ` · packptq ${esc(r.packptq)}` : ''}</div>`,
     r.command ? `<div class="meta">command: <code>packptq ${esc(r.command)}</code></div>` : '',
     summarySection(r, opt),
+    equalizationSection(r),
     scoresSection(r),
     bitsSection(r),
     unitsSection(r),
@@ -173,6 +176,16 @@ function summarySection(r: RunReport, opt: Record<string, unknown>): string {
     card('time', 'total time', esc(secs(num(r.seconds))), phases),
   ];
   return `<h2 id="summary">Summary</h2><div class="cards">${cards.join('')}</div>`;
+}
+
+/** --equalize's layer pairs: how far apart the channels' ranges were before and after. */
+function equalizationSection(r: RunReport): string {
+  const e = r.equalization;
+  if (!e) return '';
+  const head = `<h2 id="equalization">Equalization</h2><p>Before quantizing, ${e.links.length} layer pairs were rescaled (alpha ${esc(fmt(e.alpha))}): the FP model is unchanged, and each activation between a pair has its channels' ranges brought together. Spread = largest / smallest channel range on the calibration set.</p>`;
+  if (!e.links.length) return `${head}<p>No Conv/Gemm/MatMul pair is joined only by ReLU or pooling in this model: nothing was rescaled.</p>`;
+  const rows = e.links.map((l) => `<tr><td>${esc(l.producer)}</td><td>${esc(l.consumer)}</td><td class="n">${l.channels}</td><td class="n">${esc(fmtOrNa(l.spreadBefore))}</td><td class="n">${esc(fmtOrNa(l.spreadAfter))}</td><td class="n">${l.deadChannels}</td></tr>`);
+  return `${head}<table data-table="equalization"><thead><tr><th>layer A (output channels ÷ s)</th><th>layer B (input channels × s)</th><th>channels</th><th>spread before</th><th>spread after</th><th>never active</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 /** Pack index of every block, from the packs' block lists. */

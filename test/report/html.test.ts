@@ -33,7 +33,7 @@ beforeAll(() => {
   expect(a.code).toBe(0);
   packJson = JSON.parse(fs.readFileSync(t('pack.json'), 'utf8'));
   packHtml = fs.readFileSync(t('pack.html'), 'utf8');
-  const b = cli(['quantize', MODEL, '--calib', CALIB, '--eval', EVAL, ...NORM, ...SHORT, '--method', 'rtn', '--w-bits', '4', '--a-bits', '4', '--report', t('rtn.json')]);
+  const b = cli(['quantize', MODEL, '--calib', CALIB, '--eval', EVAL, ...NORM, ...SHORT, '--method', 'rtn', '--w-bits', '4', '--a-bits', '4', '--equalize', '--report', t('rtn.json')]);
   expect(b.code).toBe(0);
   const c = cli(['report', t('rtn.json'), '--out', t('rtn.html')]);
   expect(c.stderr).toBe('');
@@ -135,6 +135,18 @@ describe('structure, against the JSON report', () => {
     expect(rtnHtml).toContain('>W4A4<');
     expect(count(chart(rtnHtml, 'layer-bits'), /<rect class="bar"/g)).toBe(rtnJson.layers.filter((l) => l.wBits !== null).length);
     expect(count(chart(rtnHtml, 'times'), /<rect class="bar"/g)).toBeGreaterThanOrEqual(2);
+  });
+
+  test('--equalize: the JSON lists each rescaled pair with its spreads, and the page shows them; without it, no section', () => {
+    const e = rtnJson.equalization!;
+    expect(e.alpha).toBe(1);
+    expect(e.links).toHaveLength(9);
+    for (const l of e.links) expect(l.spreadAfter!).toBeLessThan(l.spreadBefore!);
+    const table = rtnHtml.slice(rtnHtml.indexOf('data-table="equalization"'));
+    expect(count(table.slice(0, table.indexOf('</table>')), /<tr><td>/g)).toBe(9);
+    expect(rtnHtml).toContain(e.links[0].producer);
+    expect(packJson.equalization).toBeUndefined();
+    expect(packHtml).not.toContain('id="equalization"');
   });
 
   test('names are escaped, and NaN scores (null in JSON) render as n/a', () => {
