@@ -113,6 +113,17 @@ test('CLI: an equalized --run-dir exports the same bytes as quantize --out', () 
   }
 }, 300_000);
 
+test('CLI: analyze --equalize scores the rescaled model and lists the pairs', () => {
+  const r = cli(['analyze', shipped('resnet20.onnx'), '--calib', shipped('calib-1024-images-idx3-ubyte.gz'), '--mean', '0.2860', '--std', '0.3530',
+    '--calib-size', '64', '--w-bits', '3', '--a-bits', '3', '--equalize', '0.5', '--threads', '2', '--json', '--quiet']);
+  expect(r.code).toBe(0);
+  const j = JSON.parse(r.stdout);
+  expect(j.equalization.alpha).toBe(0.5);
+  expect(j.equalization.links).toHaveLength(9);
+  expect(j.scores).toHaveLength(9);
+  expect(j.packs.flat()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+}, 300_000);
+
 const pointnet = sharedAvailable() ? test : test.skip;
 if (!sharedAvailable()) console.warn(`SKIPPED: ${SHARED} is absent; the PointNet equalization test needs it`);
 
