@@ -48,6 +48,7 @@ interface Report {
   seconds: number;
   times?: { reconstruct?: number };
   resumedFromUnit?: number | null;
+  equalization?: { alpha: number };
 }
 
 export function rowFromReport(file: string): DefaultsRow {
@@ -58,7 +59,8 @@ export function rowFromReport(file: string): DefaultsRow {
   if (short) throw new Error(`${file}: unit ${short.name} ran ${short.iters} of ${r.options.iters} iterations`);
   return {
     model: path.basename(r.model, '.onnx'),
-    method: r.method,
+    // --equalize changes the model quantized: keep it visible in the method column.
+    method: r.equalization ? `${r.method}+eq${r.equalization.alpha === 1 ? '' : ` ${r.equalization.alpha}`}` : r.method,
     wBits: r.options.wBits,
     aBits: r.options.aBits,
     mixedPrecision: !!r.pack?.bits,
