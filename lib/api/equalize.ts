@@ -7,7 +7,7 @@ import { AbortError, expected } from '../errors';
 import { Model } from '../engine/model';
 import { Dataset } from '../data/dataset';
 import { chooseSubset } from '../data/subset';
-import { EqualizeResult, checkAlpha, equalizeActivations } from '../pipeline/equalize';
+import { EqualizeResult, equalizeActivations } from '../pipeline/equalize';
 
 export interface EqualizeModelOptions {
   /** Migration strength α in (0, 1]: 1 (default) gives each linked activation one range over its channels. */
@@ -39,7 +39,6 @@ export interface EqualizeModelOptions {
 export async function equalize(model: Model, calib: Dataset, options: EqualizeModelOptions = {}): Promise<EqualizeResult> {
   if (!(model instanceof Model)) throw expected('a Model', 'model', model);
   if (!calib || typeof calib.batch !== 'function') throw expected('a Dataset', 'calib', calib);
-  checkAlpha(options.alpha ?? 1);
   if (options.signal?.aborted) throw new AbortError();
   const { calibSize = 1024, seed = 0, ...rest } = options;
   return equalizeActivations(model, chooseSubset(calib, calibSize, seed), rest);

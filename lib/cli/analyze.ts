@@ -6,6 +6,7 @@ import { Model } from '../engine/model';
 import { analyze } from '../pipeline/analyze';
 import { addQuantOptions, QuantizeCliOptions, equalizeSummary, maybeEqualize } from './quantize';
 import { progressReporter } from './progress';
+import { equalizationRecord } from '../pipeline/equalize';
 
 export function registerAnalyze(program: Command): void {
   addQuantOptions(program
@@ -29,7 +30,7 @@ Examples:
       });
       progress.stop();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ model: file, wBits: o.wBits, aBits: o.aBits, form: o.scoreForm, ...r, ...(equalized ? { equalization: { alpha: equalized.alpha, links: equalized.links } } : {}) }) + '\n');
+        process.stdout.write(JSON.stringify({ model: file, wBits: o.wBits, aBits: o.aBits, form: o.scoreForm, ...r, ...(equalized ? { equalization: equalizationRecord(equalized) } : {}) }) + '\n');
         return;
       }
       const lines = [`model   ${file}   W${o.wBits}A${o.aBits}   score form: ${o.scoreForm}`, 'block                              L_b         E[gΔz]      E[Δz²]      S_b (paper)   S_b (release)  Ω_b'];

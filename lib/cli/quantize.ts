@@ -10,11 +10,10 @@ import { BadOptionError } from '../errors';
 import { nonNegative, numberList, positiveInt, probability } from './options';
 import { progressReporter } from './progress';
 import { buildReport, writeJsonAtomic } from '../report/json';
-import { writeFileAtomic } from '../pipeline/run-dir';
 import { RunReport, writeHtmlReport } from '../report/html';
-import { EqualizeResult, checkAlpha } from '../pipeline/equalize';
+import { EqualizeResult, checkAlpha, equalizationRecord } from '../pipeline/equalize';
 import { equalize } from '../api/equalize';
-import { EQUALIZATION_FILE } from '../pipeline/run-dir';
+import { EQUALIZATION_FILE, writeFileAtomic } from '../pipeline/run-dir';
 import * as path from 'path';
 import { Dataset } from '../data/dataset';
 
@@ -164,14 +163,14 @@ export async function runQuantize(file: string, o: QuantizeCliOptions): Promise<
   });
   progress.stop();
   // What export --run-dir needs to rebuild the rescaled graph from the model file.
-  if (o.runDir && equalized) writeFileAtomic(path.join(o.runDir, EQUALIZATION_FILE), JSON.stringify({ alpha: equalized.alpha, links: equalized.links }));
+  if (o.runDir && equalized) writeFileAtomic(path.join(o.runDir, EQUALIZATION_FILE), JSON.stringify(equalizationRecord(equalized)));
   if (o.out) {
     const { writeQdqModel } = require('../export/qdq');
     writeQdqModel(o.out, model.graph, result.quantized, { wBits: o.wBits, aBits: o.aBits, method: result.method });
   }
   if (o.report || o.html) {
     const built = buildReport(result, { model: file, command: process.argv.slice(2).join(' '), options: { ...o } });
-    if (equalized) Object.assign(built, { equalization: { alpha: equalized.alpha, links: equalized.links } });
+    if (equalized) Object.assign(built, { equalization: equalizationRecord(equalized) });
     const report = o.runDir ? { ...built, runDir: o.runDir, resumedFromUnit: result.resumedFromUnit ?? null } : built;
     if (o.report) writeJsonAtomic(o.report, report);
     // Rendered from the report as JSON carries it (NaN → null, undefined dropped), so the page is

@@ -7,14 +7,14 @@
  * SmoothQuant does. The result is a new Model, FP-equivalent to the old one up to float rounding,
  * that quantize, export and analyze take like any other.
  */
-import { BadOptionError } from '../errors';
+import { AbortError, BadOptionError } from '../errors';
 import { cloneGraph, numel } from '../graph/ir';
 import { EqualizeLink, applyEqualization, findEqualizeLinks } from '../graph/passes/equalize';
+import { inputChannels } from '../graph/passes/util';
 import { specialize } from '../graph/specialize';
 import { Model } from '../engine/model';
 import { native } from '../native';
 import { Subset, subsetBatch } from '../data/subset';
-import { AbortError } from '../errors';
 
 export interface EqualizeOptions {
   /** Migration strength α in (0, 1] (default 1: activations fully equalized). */
@@ -83,14 +83,9 @@ async function channelRanges(model: Model, links: EqualizeLink[], calib: Subset,
 function inputColumnMax(model: Model, l: EqualizeLink): Float64Array {
   const b = model.graph.nodes.find((n) => n.name === l.consumer)!;
   const w = model.graph.initializers.get(b.inputs[1])!;
+  const channelOf = inputChannels(b, w)!.of;
   const out = new Float64Array(l.channels);
-  const C = l.channels;
-  const transB = b.opType === 'Gemm' && b.attrs.transB?.type === 'int' && b.attrs.transB.value === 1;
-  const per = b.opType === 'Conv' ? w.data.length / (w.dims[0] * C) : w.dims[1];
-  for (let i = 0; i < w.data.length; i++) {
-    const c = b.opType === 'Conv' ? Math.floor(i / per) % C : transB ? i % C : Math.floor(i / per);
-    out[c] = Math.max(out[c], Math.abs(w.data[i]));
-  }
+  for (let i = 0; i < w.data.length; i++) out[channelOf(i)] = Math.max(out[channelOf(i)], Math.abs(w.data[i]));
   return out;
 }
 
@@ -122,6 +117,11 @@ export async function equalizeActivations(model: Model, calib: Subset, opts: Equ
     return { ...l, spreadBefore: spread(r), spreadAfter: spread(Array.from(r, (x, c) => x / s[c])), deadChannels: dead, scales: Array.from(s) };
   });
   return { model: Model.fromGraph(g, model.file), alpha, links: done };
+}
+
+/** What equalization did, without the model: the form reports and the run directory keep. */
+export function equalizationRecord(e: EqualizeResult): { alpha: number; links: EqualizedLink[] } {
+  return { alpha: e.alpha, links: e.links };
 }
 
 /** The model with stored scales applied again (a run directory's equalization.json, for export). */

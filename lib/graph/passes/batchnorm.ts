@@ -6,8 +6,8 @@
  * (Not before a padded Conv: the zero padding would not see the shift c.)
  * The folded BN's output keeps its name, so everything downstream is untouched.
  */
-import { Graph, Node, Tensor, attrFloat, attrInt, numel } from '../ir';
-import { constOf, freshName, singleUse, uses } from './util';
+import { Graph, Node, attrFloat, attrInt } from '../ir';
+import { constOf, freshName, inputChannels, outputChannels, singleUse, uses } from './util';
 
 function affine(g: Graph, bn: Node): { a: Float64Array; c: Float64Array } | undefined {
   const [scale, bias, mean, variance] = bn.inputs.slice(1, 5).map((i) => constOf(g, i));
@@ -20,26 +20,6 @@ function affine(g: Graph, bn: Node): { a: Float64Array; c: Float64Array } | unde
     c[i] = bias.data[i] - a[i] * mean.data[i];
   }
   return { a, c };
-}
-
-/** How output channel `o` of a layer's weight is laid out: element index → channel. */
-function outChannelOf(layer: Node, w: Tensor): ((idx: number) => number) | undefined {
-  if (layer.opType === 'Conv') {
-    const per = numel(w.dims.slice(1));
-    return (i) => Math.floor(i / per);
-  }
-  if (layer.opType === 'Gemm') {
-    if (attrInt(layer, 'transA', 0)) return undefined;
-    return attrInt(layer, 'transB', 0) ? (i) => Math.floor(i / w.dims[1]) : (i) => i % w.dims[1];
-  }
-  if (layer.opType === 'MatMul' && w.dims.length === 2) return (i) => i % w.dims[1];
-  return undefined;
-}
-
-function outChannels(layer: Node, w: Tensor): number {
-  if (layer.opType === 'Conv') return w.dims[0];
-  if (layer.opType === 'Gemm' && attrInt(layer, 'transB', 0)) return w.dims[0];
-  return w.dims[1];
 }
 
 /**
@@ -70,9 +50,9 @@ function foldAfter(g: Graph, layer: Node, bn: Node, { a, c }: { a: Float64Array;
   if (!onlyUse || !['Conv', 'Gemm', 'MatMul'].includes(layer.opType)) return false;
   const w = constOf(g, layer.inputs[1]);
   if (!w) return false;
-  const chan = outChannelOf(layer, w);
-  const m = outChannels(layer, w);
-  if (!chan || m !== a.length) return false;
+  const oc = outputChannels(layer, w);
+  if (!oc || oc.count !== a.length) return false;
+  const chan = oc.of, m = oc.count;
   const biasName = layer.opType === 'MatMul' ? undefined : layer.inputs[2];
   const oldBias = constOf(g, biasName);
   if (biasName && !oldBias) return false;
@@ -107,21 +87,10 @@ function foldBefore(g: Graph, layer: Node, bn: Node, { a, c }: { a: Float64Array
   if (layer.inputs[0] !== bn.outputs[0]) return false;
   const w = constOf(g, layer.inputs[1]);
   if (!w || w.dims.length !== 2) return false;
-  let inChan: (i: number) => number, outChan: (i: number) => number, m: number;
-  if (layer.opType === 'Gemm' && !attrInt(layer, 'transA', 0)) {
-    const tb = attrInt(layer, 'transB', 0);
-    inChan = tb ? (i) => i % w.dims[1] : (i) => Math.floor(i / w.dims[1]);
-    outChan = tb ? (i) => Math.floor(i / w.dims[1]) : (i) => i % w.dims[1];
-    m = tb ? w.dims[0] : w.dims[1];
-  } else if (layer.opType === 'MatMul') {
-    inChan = (i) => Math.floor(i / w.dims[1]);
-    outChan = (i) => i % w.dims[1];
-    m = w.dims[1];
-  } else {
-    return false;
-  }
-  const k = layer.opType === 'Gemm' && attrInt(layer, 'transB', 0) ? w.dims[1] : w.dims[0];
-  if (k !== a.length) return false;
+  if (layer.opType !== 'Gemm' && layer.opType !== 'MatMul') return false;
+  const ic = inputChannels(layer, w), oc = outputChannels(layer, w);
+  if (!ic || !oc || ic.count !== a.length) return false;
+  const inChan = ic.of, outChan = oc.of, m = oc.count;
   const w2 = new Float32Array(w.data.length);
   const shift = new Float64Array(m);
   for (let i = 0; i < w2.length; i++) {

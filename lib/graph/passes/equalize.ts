@@ -11,8 +11,8 @@
  * ranges on calibration data and chooses the scales.
  */
 import { Graph, Node, Tensor, attrInt, attrInts } from '../ir';
-import { specialize } from '../specialize';
-import { constOf, uses } from './util';
+import { valueRanks } from './index';
+import { constOf, inputChannels, outputChannels, uses } from './util';
 
 /** One equalizable link: A → (homogeneous ops) → B, and the value B reads. */
 export interface EqualizeLink {
@@ -29,32 +29,10 @@ export interface EqualizeLink {
 
 const HOMOGENEOUS = new Set(['Relu', 'LeakyRelu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'ReduceMax', 'ReduceMean']);
 
-/** Number of output channels of a linear layer with a constant weight, or undefined when it has none. */
-function outChannels(g: Graph, n: Node): number | undefined {
-  const w = constOf(g, n.inputs[1]);
-  if (!w) return undefined;
-  if (n.opType === 'Conv') return w.dims[0];
-  if (n.opType === 'Gemm') return attrInt(n, 'transA', 0) ? undefined : attrInt(n, 'transB', 0) ? w.dims[0] : w.dims[1];
-  if (n.opType === 'MatMul' && w.dims.length === 2) return w.dims[1];
-  return undefined;
-}
-
-/** Number of input channels of layer B, when B can absorb a per-input-channel scale. */
-function inChannels(g: Graph, n: Node): number | undefined {
-  const w = constOf(g, n.inputs[1]);
-  if (!w) return undefined;
-  // A grouped conv's input channel c meets only one group's filters: fine, but depthwise-style
-  // layouts are left alone to keep the column arithmetic below plain.
-  if (n.opType === 'Conv') return attrInt(n, 'group', 1) === 1 ? w.dims[1] : undefined;
-  if (n.opType === 'Gemm') return attrInt(n, 'transA', 0) ? undefined : attrInt(n, 'transB', 0) ? w.dims[1] : w.dims[0];
-  if (n.opType === 'MatMul' && w.dims.length === 2) return w.dims[0];
-  return undefined;
-}
-
 /** Axes a reduction removes (normalised), from its attribute or its constant axes input. */
 function reducedAxes(g: Graph, n: Node, rank: number): number[] | undefined {
-  let raw = attrInts(n, 'axes');
-  if (!raw && n.inputs[1]) raw = constOf(g, n.inputs[1]) && Array.from(constOf(g, n.inputs[1])!.data);
+  const input = constOf(g, n.inputs[1]);
+  const raw = attrInts(n, 'axes') ?? (input && Array.from(input.data));
   if (!raw || raw.length === 0) return undefined; // every axis, the channel axis included
   return raw.map((a) => (a < 0 ? a + rank : a));
 }
@@ -65,16 +43,15 @@ function reducedAxes(g: Graph, n: Node, rank: number): number[] | undefined {
  */
 export function findEqualizeLinks(g: Graph): EqualizeLink[] {
   const u = uses(g);
-  const inputShapes: Record<string, number[]> = {};
-  for (const v of g.inputs)
-    if (!g.initializers.has(v.name) && v.shape) inputShapes[v.name] = v.shape.map((d) => (typeof d === 'number' ? d : 1));
-  const shapes = specialize(g, { inputShapes }).values;
-  const rankOf = (v: string) => shapes.get(v)?.shape.length;
+  const ranks = valueRanks(g);
+  const rankOf = (v: string) => ranks.get(v);
+  const weight = (n: Node) => constOf(g, n.inputs[1]);
   const weightUses = (n: Node) => u.consumers.get(n.inputs[1])?.length ?? 0;
   const links: EqualizeLink[] = [];
   for (const a of g.nodes) {
     if (!['Conv', 'Gemm', 'MatMul'].includes(a.opType)) continue;
-    const channels = outChannels(g, a);
+    const wa = weight(a);
+    const channels = wa && outputChannels(a, wa)?.count;
     if (channels === undefined || weightUses(a) !== 1) continue;
     const bias = a.inputs[2];
     if (bias && (!constOf(g, bias) || (u.consumers.get(bias)?.length ?? 0) !== 1 || constOf(g, bias)!.data.length !== channels)) continue;
@@ -99,7 +76,8 @@ export function findEqualizeLinks(g: Graph): EqualizeLink[] {
     }
     if (!ok || rank === undefined) continue;
     const b = u.consumers.get(value)![0];
-    if (b.inputs[0] !== value || weightUses(b) !== 1 || inChannels(g, b) !== channels) continue;
+    const wb = weight(b);
+    if (b.inputs[0] !== value || !wb || weightUses(b) !== 1 || inputChannels(b, wb)?.count !== channels) continue;
     // B must read the channel axis as its input-channel axis.
     const bAxis = b.opType === 'Conv' ? 1 : b.opType === 'Gemm' ? (rank === 2 ? 1 : -1) : rank - 1;
     if (bAxis !== axis) continue;
@@ -121,17 +99,8 @@ function scaled(t: Tensor, factor: (i: number) => number): Tensor {
 export function applyEqualization(g: Graph, link: EqualizeLink, s: Float64Array): void {
   const byName = new Map(g.nodes.map((n) => [n.name, n]));
   const a = byName.get(link.producer)!, b = byName.get(link.consumer)!;
-  const C = link.channels;
   const wa = constOf(g, a.inputs[1])!, wb = constOf(g, b.inputs[1])!;
-  // A's output channel of element i; B's input channel of element i.
-  let outOf: (i: number) => number;
-  if (a.opType === 'Conv') { const per = wa.data.length / C; outOf = (i) => Math.floor(i / per); }
-  else if (a.opType === 'Gemm' && attrInt(a, 'transB', 0)) { const per = wa.dims[1]; outOf = (i) => Math.floor(i / per); }
-  else outOf = (i) => i % C;
-  let inOf: (i: number) => number;
-  if (b.opType === 'Conv') { const per = wb.data.length / (wb.dims[0] * C); inOf = (i) => Math.floor(i / per) % C; }
-  else if (b.opType === 'Gemm' && attrInt(b, 'transB', 0)) inOf = (i) => i % C;
-  else { const per = wb.dims[1]; inOf = (i) => Math.floor(i / per); }
+  const outOf = outputChannels(a, wa)!.of, inOf = inputChannels(b, wb)!.of;
   g.initializers.set(a.inputs[1], scaled(wa, (i) => 1 / s[outOf(i)]));
   if (a.inputs[2]) g.initializers.set(a.inputs[2], scaled(constOf(g, a.inputs[2])!, (i) => 1 / s[i]));
   g.initializers.set(b.inputs[1], scaled(wb, (i) => s[inOf(i)]));

@@ -1,5 +1,5 @@
 /** Small helpers shared by the graph passes: who produces and who consumes each value. */
-import { Graph, Node, Tensor } from '../ir';
+import { Graph, Node, Tensor, attrInt, numel } from '../ir';
 
 export interface Uses {
   producer: Map<string, Node>;
@@ -43,4 +43,42 @@ export function freshName(g: Graph, base: string): string {
   let name = `${base}__packptq${counter++}`;
   while (g.initializers.has(name)) name = `${base}__packptq${counter++}`;
   return name;
+}
+
+/** A channel axis of a layer's constant weight: how many channels, and element index → channel. */
+export interface WeightChannels {
+  count: number;
+  of: (idx: number) => number;
+}
+
+/**
+ * The output channels of a Conv / Gemm / MatMul weight, or undefined where they are not a plain
+ * axis of it (Gemm with transA, MatMul with a weight that is not 2-D).
+ */
+export function outputChannels(layer: Node, w: Tensor): WeightChannels | undefined {
+  if (layer.opType === 'Conv') {
+    const per = numel(w.dims.slice(1));
+    return { count: w.dims[0], of: (i) => Math.floor(i / per) };
+  }
+  if (layer.opType === 'Gemm') {
+    if (attrInt(layer, 'transA', 0)) return undefined;
+    return attrInt(layer, 'transB', 0) ? { count: w.dims[0], of: (i) => Math.floor(i / w.dims[1]) } : { count: w.dims[1], of: (i) => i % w.dims[1] };
+  }
+  if (layer.opType === 'MatMul' && w.dims.length === 2) return { count: w.dims[1], of: (i) => i % w.dims[1] };
+  return undefined;
+}
+
+/** The input channels of a Conv (one group only) / Gemm / MatMul weight, or undefined as above. */
+export function inputChannels(layer: Node, w: Tensor): WeightChannels | undefined {
+  if (layer.opType === 'Conv') {
+    if (attrInt(layer, 'group', 1) !== 1) return undefined;
+    const per = numel(w.dims.slice(2)), C = w.dims[1];
+    return { count: C, of: (i) => Math.floor(i / per) % C };
+  }
+  if (layer.opType === 'Gemm') {
+    if (attrInt(layer, 'transA', 0)) return undefined;
+    return attrInt(layer, 'transB', 0) ? { count: w.dims[1], of: (i) => i % w.dims[1] } : { count: w.dims[0], of: (i) => Math.floor(i / w.dims[1]) };
+  }
+  if (layer.opType === 'MatMul' && w.dims.length === 2) return { count: w.dims[0], of: (i) => Math.floor(i / w.dims[1]) };
+  return undefined;
 }
