@@ -49,6 +49,11 @@ class ConvOp : public Op {
     s_.pad_top = p[0]; s_.pad_left = p[1]; s_.pad_bottom = p[2]; s_.pad_right = p[3];
     s_.dil_h = d[0]; s_.dil_w = d[1];
     s_.group = in.attrs.i("group", 1);
+    // Internal attribute (tests): the GEMM conv's column form, see ConvShape::columns.
+    const std::string cols = in.attrs.s("columns", "auto");
+    if (cols == "padded") s_.columns = 1;
+    else if (cols == "compact") s_.columns = 2;
+    else if (cols != "auto") in.fail_unsupported("columns must be \"auto\", \"padded\" or \"compact\", got \"" + cols + "\"");
     if (s_.group < 1 || s_.C % s_.group || s_.M % s_.group || w[1] != s_.C / s_.group)
       in.fail_shape("input " + shape_str(x) + " and weight " + shape_str(w) + " do not fit group " + std::to_string(s_.group));
     if (s_.stride_h < 1 || s_.stride_w < 1 || s_.dil_h < 1 || s_.dil_w < 1) in.fail_shape("strides and dilations must be >= 1");

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/variants.h"
+
 namespace packptq {
 namespace {
 
@@ -115,6 +117,29 @@ class PoolOp : public Op {
   std::vector<int64_t> ow_lo_, ow_hi_;
 };
 
+// The 2x2 stride-2 MaxPool of VGG-style nets (no padding, floor mode) through the ISA's vector
+// kernel (kernels/conv_act_impl.h max_pool_2x2); the same result as PoolOp, which reads each tap
+// with a strided scalar loop.
+class MaxPool2x2Op : public Op {
+ public:
+  MaxPool2x2Op(const KernelTable* t, int64_t planes, int64_t H, int64_t W)
+      : t_(t), planes_(planes), H_(static_cast<int>(H)), W_(static_cast<int>(W)) {}
+  void run(const OpRun& r) override {
+    const float* x = r.in[0];
+    float* y = r.out[0];
+    const int OH = H_ / 2, OW = W_ / 2;
+    // Vector loads: about 0.1 ns per input element, so only large batches are worth a helper.
+    parallel_for(planes_, threads_for(planes_ * H_ * W_ / 2, r.threads), [&](int64_t pb, int64_t pe) {
+      t_->max_pool_2x2(x + pb * H_ * W_, y + pb * OH * OW, pe - pb, H_, W_, OH, OW);
+    });
+  }
+
+ private:
+  const KernelTable* t_;
+  int64_t planes_;
+  int H_, W_;
+};
+
 std::unique_ptr<Op> make_pool(const OpInit& op, bool is_max) {
   expect_io(op, 1, 1, 1, 2);
   if (op.out_shapes.size() > 1) op.fail_unsupported("the Indices output is not supported");
@@ -152,6 +177,10 @@ std::unique_ptr<Op> make_pool(const OpInit& op, bool is_max) {
   };
   check("height", H, OH, k[0], s[0], pads[0], pads[2], d[0]);
   check("width", W, OW, k[1], s[1], pads[1], pads[3], d[1]);
+  const KernelTable* t = kernel_table(variant_of(op.isa));
+  if (is_max && !one_d && t && t->max_pool_2x2 && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 &&
+      d[1] == 1 && pads == zeros && OH == H / 2 && OW == W / 2 && H * W < (int64_t{1} << 31))
+    return std::make_unique<MaxPool2x2Op>(t, x[0] * x[1], H, W);
   const bool include_pad = !is_max && op.attrs.i("count_include_pad", 0) != 0;
   return std::make_unique<PoolOp>(is_max, include_pad, x[0] * x[1], H, W, OH, OW, d[0], d[1], k[1], s[1], pads[1],
                                   make_taps(OH, H, k[0], s[0], pads[0], pads[2], d[0]),

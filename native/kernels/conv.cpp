@@ -10,6 +10,7 @@
 #include "kernels/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -310,6 +311,22 @@ class DirectConv : public PreparedConv {
   ThreadScratch scratch_;
 };
 
+// Whether a padded-copy GemmConv computes only valid output positions ("compact" columns, B panels
+// packed run by run) instead of whole super rows, where `gap` columns per image row lie between
+// images and are computed for nothing (1 of 8 on 7x7 outputs). Packing pays with many output rows
+// to share each panel. ConvShape::columns (tests) or PACKPTQ_CONV_COLUMNS=padded|compact (whole
+// models, benchmarks) forces one form.
+bool use_compact_columns(int forced, int Mpad, int gap) {
+  if (forced == 1) return false;
+  if (forced == 2) return gap > 0;
+  const char* e = std::getenv("PACKPTQ_CONV_COLUMNS");
+  if (e != nullptr && std::strcmp(e, "padded") == 0) return false;
+  if (e != nullptr && std::strcmp(e, "compact") == 0) return gap > 0;
+  if (e != nullptr && *e != 0)
+    fail(ErrorCode::BadOption, std::string("PACKPTQ_CONV_COLUMNS must be \"padded\" or \"compact\", got \"") + e + "\"");
+  return gap > 0 && Mpad > 64;
+}
+
 // Convolution as a GEMM per group: y_g[Mg, positions] = w_g[Mg, Kg] · B[Kg, positions], with the B
 // panels packed straight from the input by the ISA's cgemm_item (conv_gemm_impl.h explains the
 // column space). Two ways to feed it:
@@ -378,6 +395,7 @@ class GemmConv : public PreparedConv {
       cols_ = OH_ * SR_;
       oh_space_ = OH_;
       ow_space_ = OW_;
+      compact_ = use_compact_columns(s.columns, Mpad_, Ws_ - OW_);
     }
     update_weights(w, bias);
   }
@@ -404,17 +422,29 @@ class GemmConv : public PreparedConv {
   void run(const float* x, float* y, int threads, const float* sum) override {
     threads = std::max(1, threads);
     const int groups = pointwise_ ? 1 : (s_.N + nb_ - 1) / nb_;
-    // Column chunks per image group: enough items for the threads, each at least a few panels.
-    const int panels = (cols_ + NR_ - 1) / NR_;
-    int cpg = 1;
-    if (groups < 3 * threads && threads > 1) cpg = std::max(1, std::min(panels / 2, (3 * threads + groups - 1) / groups));
-    // Few columns (batch 1 on 7x7 or 14x14 outputs: 1-5 chunks) leave threads idle: split the output
-    // channels too, in whole MR-row panels. A row block reads the padded copy in place rather than
-    // packing B panels (see cgemm_item), so row blocks of one chunk duplicate no work.
     const int row_panels = (Mg_ + MR_ - 1) / MR_;
-    int rs = 1;
-    if (threads > 1 && groups * cpg < 2 * threads)
-      rs = std::min(row_panels, (2 * threads + groups * cpg - 1) / (groups * cpg));
+    int cols = 0, panels = 0, cpg = 1, rs = 1;
+    auto plan = [&](int c) {
+      cols = c;
+      panels = (cols + NR_ - 1) / NR_;
+      // Column chunks per image group: enough items for the threads, each at least a few panels.
+      cpg = 1;
+      if (groups < 3 * threads && threads > 1) cpg = std::max(1, std::min(panels / 2, (3 * threads + groups - 1) / groups));
+      // Few columns (batch 1 on 7x7 or 14x14 outputs: 1-5 chunks) leave threads idle: split the
+      // output channels too, in whole MR-row panels. A row block reads the padded copy in place
+      // rather than packing B panels (see cgemm_item), so row blocks of one chunk duplicate no work.
+      rs = 1;
+      if (threads > 1 && groups * cpg < 2 * threads)
+        rs = std::min(row_panels, (2 * threads + groups * cpg - 1) / (groups * cpg));
+    };
+    // Compact columns (valid positions only) when the B panels are packed anyway; not with a row
+    // split, where every row block would pack the same panels again.
+    bool compact = compact_;
+    plan(compact ? nb_ * P_ : cols_);
+    if (compact && rs > 1) {
+      compact = false;
+      plan(cols_);
+    }
     const int rper = (row_panels + rs - 1) / rs;
     rs = (row_panels + rper - 1) / rper;
     const int items = groups * cpg * rs;
@@ -476,8 +506,9 @@ class GemmConv : public PreparedConv {
       it.hi = act_.hi;
       // Panels split as evenly as whole panels allow (34 panels in 6 chunks: 5/6/6/5/6/6, not
       // 6/6/6/6/6/4, which left one of two threads two panels behind at batch 1).
+      it.compact = compact;
       it.c0 = (int)((long)ci * panels / cpg) * NR_;
-      it.c1 = std::min(cols_, (int)((long)(ci + 1) * panels / cpg) * NR_);
+      it.c1 = std::min(compact ? nvalid * P_ : cols, (int)((long)(ci + 1) * panels / cpg) * NR_);
       it.m0 = ri * rper * MR_;
       it.m1 = std::min(Mg_, (ri + 1) * rper * MR_);
       it.work = work_.at(tid);
@@ -529,7 +560,7 @@ class GemmConv : public PreparedConv {
   ConvShape s_;
   Activation act_;
   int Cg_, Mg_, Kg_, OH_, OW_, P_;
-  bool pointwise_, has_bias_ = false;
+  bool pointwise_, has_bias_ = false, compact_ = false;
   int MR_, NR_, nkb_, kcb_, Mpad_, chunk_;
   int nb_ = 1, Ws_ = 1, SR_ = 1, Hq_ = 1, cols_ = 0, oh_space_ = 1, ow_space_ = 1;
   long PB_ = 0, CB_ = 0;

@@ -19,6 +19,9 @@ struct ConvShape {
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   int dil_h = 1, dil_w = 1;
   int group = 1;
+  // Column form of the GEMM conv (conv.cpp use_compact_columns): 0 chooses (or follows
+  // PACKPTQ_CONV_COLUMNS), 1 padded super rows, 2 compact valid positions. Tests force each.
+  int columns = 0;
   int OH() const { return (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1; }
   int OW() const { return (W + pad_left + pad_right - dil_w * (KW - 1) - 1) / stride_w + 1; }
 };

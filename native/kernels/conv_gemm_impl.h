@@ -143,6 +143,17 @@ void add_act(float* y, const float* s, long n, bool clamp, float lo, float hi) {
 // cost the 3x3 convs half their speed (register allocation of the inlined micro-kernel).
 template <int W>
 __attribute__((noinline)) void cgemm_add_sum(const CgemmItem& it, int c0, int c1) {
+  if (it.compact) {  // runs inside one image: n*P + p -> y + n*y_img + p
+    const int P = it.OH * it.OW;
+    for (int j = c0; j < c1;) {
+      const int n = j / P, p = j - n * P, len = std::min(c1 - j, P - p);
+      const long off = (long)n * it.y_img + p;
+      for (int m = it.m0; m < it.m1; ++m)
+        add_act<W>(it.y + off + m * it.y_row, it.sum + off + m * it.y_row, len, it.clamp, it.lo, it.hi);
+      j += len;
+    }
+    return;
+  }
   int j = c0;
   int oh = j / it.SR, r = j - oh * it.SR, n = r / it.Ws, ow = r - n * it.Ws;
   while (j < c1) {
@@ -188,7 +199,8 @@ void cgemm_item(const CgemmItem& it) {
   // An item holding only some of the output rows (batch 1 on several threads) never packs: every
   // row block would pack the same panels again (vgg's 128-channel 7x7 convs at batch 1 on two
   // threads: 1.4x over one thread when packing, 1.6x without).
-  const bool nopack = it.img == 0 && (Mpad <= 64 || it.m1 - it.m0 < M);
+  const bool nopack = it.img == 0 && !it.compact && (Mpad <= 64 || it.m1 - it.m0 < M);
+  const int P = it.OH * it.OW;  // compact columns per image
   float* Bp = it.work;
   float* Cb = it.work + (size_t)it.kc_max * ldcb;
   // Output runs of one panel: columns [jj, jj+len) go to y + yoff + m*y_row (contiguous).
@@ -206,7 +218,32 @@ void cgemm_item(const CgemmItem& it) {
       for (int q = 0; q < np && !nopack; ++q) {
         const int j0 = c0 + q * NR, nr = std::min(NR, c1 - j0);
         float* out = Bp + (size_t)q * kc * NR;
-        if (it.img == 0) {  // contiguous columns (the padded copy has slack past its end)
+        if (it.compact) {
+          // Runs of valid positions inside one output row of one image are contiguous in the
+          // padded copy: column oh*SR + n*Ws + ow. Rows are copied run by run, whole vectors
+          // where a run allows (copy_run), the last partial panel zero-filled.
+          int src_col[NR + 1], dst_col[NR + 1], len_of[NR + 1], nr_runs = 0;
+          for (int jj = 0; jj < nr;) {
+            const int j = j0 + jj, n = j / P, pp = j - n * P, oh = pp / it.OW, ow = pp - oh * it.OW;
+            const int len = std::min(nr - jj, it.OW - ow);
+            src_col[nr_runs] = oh * it.SR + n * it.Ws + ow;
+            dst_col[nr_runs] = jj;
+            len_of[nr_runs++] = len;
+            jj += len;
+          }
+          const long* ko = it.koff + k0;
+          if (nr_runs == 1 && nr == NR) {
+            const float* s = it.src + src_col[0];
+            for (int k = 0; k < kc; ++k) copy_panel_row<Cfg>(out + (size_t)k * NR, s + ko[k]);
+          } else {
+            for (int k = 0; k < kc; ++k) {
+              float* o = out + (size_t)k * NR;
+              const float* s = it.src + ko[k];
+              for (int r = 0; r < nr_runs; ++r) copy_run<W>(o + dst_col[r], s + src_col[r], len_of[r]);
+              if (nr < NR) std::memset(o + nr, 0, sizeof(float) * (NR - nr));
+            }
+          }
+        } else if (it.img == 0) {  // contiguous columns (the padded copy has slack past its end)
           const float* s = it.src + j0;
           const long* ko = it.koff + k0;
           for (int k = 0; k < kc; ++k) copy_panel_row<Cfg>(out + (size_t)k * NR, s + ko[k]);
@@ -233,7 +270,16 @@ void cgemm_item(const CgemmItem& it) {
         const float* bp = Bp + (size_t)q * kc * NR;
         // Where the panel's columns go: maximal runs inside one output row of one image.
         int nruns = 0;
-        {
+        if (it.compact) {
+          for (int j = j0; j < j0 + nr;) {
+            const int n = j / P, pp = j - n * P, len = std::min(j0 + nr - j, P - pp);
+            run_jj[nruns] = j - j0;
+            run_len[nruns] = len;
+            run_off[nruns] = (long)n * it.y_img + pp;
+            ++nruns;
+            j += len;
+          }
+        } else {
           int j = j0;
           const int jend = j0 + nr;
           int oh = j / it.SR, r = j - oh * it.SR, n = r / it.Ws, ow = r - n * it.Ws;

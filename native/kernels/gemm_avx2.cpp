@@ -49,6 +49,7 @@ extern const KernelTable kAvx2Table = {
     simd::dwc_group<Cfg::W>,
     simd::add_act<Cfg::W>,
     simd::Avx2Dot::run,
+    simd::max_pool_2x2<Cfg::W>,
 };
 
 }  // namespace packptq

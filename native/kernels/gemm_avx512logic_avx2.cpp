@@ -52,6 +52,7 @@ extern const KernelTable kAvx512LogicTable = {
     simd::dwc_group<Cfg::W>,
     simd::add_act<Cfg::W>,
     simd::Avx512Dot::run,
+    simd::max_pool_2x2<Cfg::W>,
 };
 
 }  // namespace packptq

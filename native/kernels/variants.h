@@ -70,6 +70,9 @@ struct CgemmItem {
   const float* sum;    // residual added after the last K block, before the clamp (indexed like y), or nullptr
   bool clamp;          // clamp to [lo, hi] after the last K block (fused Relu / Clip)
   float lo, hi;
+  // Compact columns: j = n*OH*OW + oh*OW + ow, only the valid output positions (no columns
+  // between images), packed from the padded copy run by run; needs img == 0 and always packs.
+  bool compact = false;
   int c0, c1;          // the item's columns
   int m0 = 0, m1 = 0;  // the item's rows [m0, m1), m0 a multiple of MR (row split when columns are few)
   float* work;         // cgemm_work_floats(M, nkb, kc_max, chunk) floats, per thread
@@ -116,6 +119,8 @@ struct KernelTable {
   // Windowed dot products (dot_windows_impl.h; contract in gemm.h dot_windows).
   void (*dot_windows)(const float* A, long lda, int M, const float* B, const long* boff, int J, long L, float* C,
                       long ldc);
+  // 2x2 stride-2 unpadded MaxPool in floor mode over `planes` planes of H x W (OH = H/2, OW = W/2).
+  void (*max_pool_2x2)(const float* x, float* y, long planes, int H, int W, int OH, int OW);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

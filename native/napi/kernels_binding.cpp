@@ -202,6 +202,13 @@ ConvShape shape_arg(const Napi::Value& v) {
   s.dil_h = field("dilH", 1, false, 1);
   s.dil_w = field("dilW", 1, false, 1);
   s.group = field("group", 1, false, 1);
+  const Napi::Value cols = o.Get("columns");
+  if (!cols.IsUndefined()) {
+    const std::string c = cols.IsString() ? cols.As<Napi::String>().Utf8Value() : std::string();
+    if (c == "padded") s.columns = 1;
+    else if (c == "compact") s.columns = 2;
+    else if (c != "auto") expected("\"auto\", \"padded\" or \"compact\"", "shape.columns", cols);
+  }
   validate_conv_shape(s);
   return s;
 }

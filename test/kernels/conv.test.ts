@@ -211,6 +211,32 @@ describe.each(simdVariants.map((v) => [v.name, v] as const))('%s conv2d vs the s
   });
 });
 
+// The GEMM conv computes either whole super rows of the padded copy ("padded" columns, the gap
+// between images computed and dropped, B read in place when M <= 64) or only the valid positions
+// ("compact", B packed run by run; the default when M > 64). shape.columns forces each form, so
+// both run over every GEMM-conv case (not depthwise) on 1 and 2 threads (batch 1 on two threads
+// splits the columns into chunks; the residual per chunk is covered through the fused tests below).
+describe.each(['padded', 'compact'])('conv columns forced %s', (columns) => {
+  const gemmCases = CASES.filter(([, sh]) => (sh.group ?? 1) === 1 || sh.C / (sh.group ?? 1) > 1);
+  const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
+  test.each(gemmCases)('%s', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 53 + s.M * 7 + s.W);
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
+    const ref = conv('scalar', s, o.x, o.w, o.bias, 1);
+    const problems: string[] = [];
+    for (const isa of isas)
+      for (const threads of [1, 2]) {
+        const p = kernels.prepareConv(isa, { ...s, columns }, o.w, o.bias);
+        const y = new Float32Array(o.ySize).fill(NaN);
+        p.run(o.x, y, threads);
+        const bad = firstBad(y, ref, mag, o.bias, s);
+        if (bad) problems.push(`${isa} threads=${threads}: ${bad}`);
+      }
+    expect(problems).toEqual([]);
+  });
+});
+
 describe('conv2d argument checking', () => {
   const s = full({ N: 1, C: 4, H: 5, W: 5, M: 6, KH: 3, KW: 3, group: 2 });
   const x = new Float32Array(100), w = new Float32Array(6 * 2 * 9), y = new Float32Array(6 * 9);
@@ -270,6 +296,7 @@ const FUSED_CASES: [string, Shape][] = [
   ['in-place B, three K blocks, tiles through the chunk buffer', { N: 3, C: 64, H: 7, W: 7, M: 8, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
   ['depthwise 7x7, channels on lanes, partial group, batch 3', { N: 3, C: 20, H: 7, W: 7, M: 20, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 20 }],
   ['depthwise 14x14 stride 2, channels on lanes, 13 channels', { N: 2, C: 13, H: 14, W: 14, M: 13, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 13 }],
+  ['batch 1, 14x14 (column chunks on two threads, residual added per chunk)', { N: 1, C: 6, H: 14, W: 14, M: 20, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
   ['depthwise 40x40 (plane-at-a-time kernel)', { N: 1, C: 3, H: 40, W: 40, M: 3, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, group: 3 }],
 ];
 
@@ -342,6 +369,25 @@ describe('fused conv epilogue (bias + Relu / Clip) vs the scalar reference then 
           if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
         }
     }
+    expect(problems).toEqual([]);
+  });
+
+  // The same with the GEMM conv's column form forced (the internal `columns` attribute): compact
+  // columns pack B run by run and add the residual per chunk of valid positions.
+  test.each(FUSED_CASES.filter(([, sh]) => (sh.group ?? 1) === 1))('%s, with a residual, columns padded and compact', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 41 + s.M);
+    const sum = randomArray(o.ySize, rng(s.M * 5 + 3));
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
+    const ref = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.max(Math.fround(v + sum[i]), 0));
+    const problems: string[] = [];
+    for (const columns of ['padded', 'compact'])
+      for (const isa of isas.slice(1))
+        for (const threads of [1, 2]) {
+          const got = convProgram(s, o.w, o.bias, { activation: 'relu', columns }, isa, threads, true).runSync([o.x, sum])[0];
+          const bad = firstBad(got, ref, mag, o.bias, s);
+          if (bad) problems.push(`${columns} ${isa} threads=${threads}: ${bad}`);
+        }
     expect(problems).toEqual([]);
   });
 

@@ -34,7 +34,7 @@ const missing = (): In => ({ shape: [], data: new Float32Array(0), missing: true
 const tensor = (shape: number[], values: number[]): In => ({ shape, data: Float32Array.from(values) });
 
 let opCounter = 0;
-function program(type: string, ins: In[], outShapes: number[][], attrs: Record<string, Attr>, threads = 1, name?: string) {
+function program(type: string, ins: In[], outShapes: number[][], attrs: Record<string, Attr>, threads = 1, name?: string, isa?: string) {
   const tensors: { shape: number[]; data?: Float32Array }[] = [];
   const inIds: number[] = [];
   const feeds: number[] = [];
@@ -53,6 +53,7 @@ function program(type: string, ins: In[], outShapes: number[][], attrs: Record<s
   });
   const desc = {
     threads,
+    ...(isa ? { isa } : {}),
     tensors,
     inputs: feeds,
     outputs: outIds,
@@ -61,8 +62,8 @@ function program(type: string, ins: In[], outShapes: number[][], attrs: Record<s
   return new (native().Program)(desc);
 }
 
-function runOp(type: string, ins: In[], outShapes: number[][], attrs: Record<string, Attr> = {}, threads = 1): Float32Array[] {
-  const p = program(type, ins, outShapes, attrs, threads);
+function runOp(type: string, ins: In[], outShapes: number[][], attrs: Record<string, Attr> = {}, threads = 1, isa?: string): Float32Array[] {
+  const p = program(type, ins, outShapes, attrs, threads, undefined, isa);
   return p.runSync(ins.filter((x) => !x.konst && !x.missing).map((x) => x.data));
 }
 
@@ -462,6 +463,29 @@ describe('MaxPool and AveragePool', () => {
     const attrs = { kernel: [1, 3], strides: [1, 2], pads: [0, 1, 0, 1], dilations: [1, 1] };
     expectClose(runOp('MaxPool', [x], [[2, 3, ref.out[3]]], attrs)[0], ref.y, 0, 0);
     expectClose(runOp('MaxPool', [{ ...x, shape: [2, 3, 1, 10] }], [ref.out], attrs)[0], ref.y, 0, 0);
+  });
+  // 2x2 stride 2 without padding runs a vector kernel on SIMD ISAs (two rows maxed, even and odd
+  // columns split by shuffles, narrower vectors then scalars for the row's tail): odd and even
+  // sizes from 2 to 67 columns (outputs 1..33: every tail length of 16-, 8- and 4-lane vectors), on
+  // the scalar ISA and the default one, 1 and 2 threads, equal to the reference bit for bit.
+  test('MaxPool 2x2 stride 2 over every row-tail length, scalar and SIMD ISAs', () => {
+    const c: PoolCfg = { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false };
+    const problems: string[] = [];
+    for (const [H, W] of [[2, 2], [3, 3], [5, 9], [4, 16], [7, 17], [6, 31], [3, 33], [4, 47], [5, 64], [2, 67], [28, 28], [14, 14]]) {
+      const shape = [2, 3, H, W];
+      const x = rand(shape, 800 + W, -3, 1);
+      const ref = refPool(x.data, shape, c, 'max');
+      for (const isa of ['scalar', undefined])
+        for (const threads of [1, 2]) {
+          const [y] = runOp('MaxPool', [x], [ref.out], { kernel: c.kernel, strides: c.strides, pads: c.pads, dilations: c.dilations }, threads, isa);
+          try {
+            expectClose(y, ref.y, 0, 0, `MaxPool 2x2/2 ${shape} ${isa ?? 'default'} threads=${threads}`);
+          } catch (e) {
+            problems.push((e as Error).message);
+          }
+        }
+    }
+    expect(problems).toEqual([]);
   });
   test('large pools on two threads', () => {
     const shape = [2, 16, 56, 56];
