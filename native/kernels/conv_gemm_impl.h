@@ -185,12 +185,15 @@ template <class Cfg>
 size_t cgemm_work_floats(int M, int nkb, int kc_max, int chunk) {
   // With one K block a tile is copied out right after it is computed: one panel's worth suffices.
   const size_t cb_cols = nkb > 1 ? round_up(chunk, Cfg::NR) : Cfg::NR;
-  return (size_t)kc_max * round_up(chunk, Cfg::NR) + (size_t)round_up(M, Cfg::MR) * cb_cols + 64;
+  // W floats between the B chunk and the C buffer: compact packing writes whole vectors past a
+  // panel row's last run (see cgemm_item).
+  return (size_t)kc_max * round_up(chunk, Cfg::NR) + Cfg::W + (size_t)round_up(M, Cfg::MR) * cb_cols + 64;
 }
 
 template <class Cfg>
 void cgemm_item(const CgemmItem& it) {
   constexpr int W = Cfg::W, MR = Cfg::MR, NR = Cfg::NR;
+  using V = typename VecOf<W>::type;
   const int M = it.M, K = it.K, Mpad = round_up(M, MR);
   const long ldcb = round_up(it.chunk, NR);
   // With up to 64 output channels the packing costs more than reading the padded copy in place
@@ -202,7 +205,7 @@ void cgemm_item(const CgemmItem& it) {
   const bool nopack = it.img == 0 && !it.compact && (Mpad <= 64 || it.m1 - it.m0 < M);
   const int P = it.OH * it.OW;  // compact columns per image
   float* Bp = it.work;
-  float* Cb = it.work + (size_t)it.kc_max * ldcb;
+  float* Cb = it.work + (size_t)it.kc_max * ldcb + W;
   // Output runs of one panel: columns [jj, jj+len) go to y + yoff + m*y_row (contiguous).
   int run_jj[NR + 1], run_len[NR + 1];
   long run_off[NR + 1];
@@ -220,8 +223,11 @@ void cgemm_item(const CgemmItem& it) {
         float* out = Bp + (size_t)q * kc * NR;
         if (it.compact) {
           // Runs of valid positions inside one output row of one image are contiguous in the
-          // padded copy: column oh*SR + n*Ws + ow. Rows are copied run by run, whole vectors
-          // where a run allows (copy_run), the last partial panel zero-filled.
+          // padded copy: column oh*SR + n*Ws + ow. Each run is copied in whole vectors, ascending,
+          // so the floats a run writes past its end are overwritten by the next run (or the next
+          // row; past the chunk's last row lies the W-float gap before Cb), and the reads past a
+          // run's end stay inside the copy, which has NR floats of slack. A 7-float run is one
+          // vector load and store instead of a 4-wide copy and three scalars.
           int src_col[NR + 1], dst_col[NR + 1], len_of[NR + 1], nr_runs = 0;
           for (int jj = 0; jj < nr;) {
             const int j = j0 + jj, n = j / P, pp = j - n * P, oh = pp / it.OW, ow = pp - oh * it.OW;
@@ -239,7 +245,11 @@ void cgemm_item(const CgemmItem& it) {
             for (int k = 0; k < kc; ++k) {
               float* o = out + (size_t)k * NR;
               const float* s = it.src + ko[k];
-              for (int r = 0; r < nr_runs; ++r) copy_run<W>(o + dst_col[r], s + src_col[r], len_of[r]);
+              for (int r = 0; r < nr_runs; ++r) {
+                float* __restrict d = o + dst_col[r];
+                const float* __restrict q = s + src_col[r];
+                for (int e = 0; e < len_of[r]; e += W) storeu<V>(d + e, loadu<V>(q + e));
+              }
               if (nr < NR) std::memset(o + nr, 0, sizeof(float) * (NR - nr));
             }
           }
