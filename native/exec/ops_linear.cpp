@@ -9,6 +9,7 @@
 #include "exec/op.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/variants.h"
 #include "kernels/work_pool.h"
 
 namespace packptq {
@@ -91,6 +92,40 @@ class ConvOp : public Op {
   std::unique_ptr<PreparedConv> prepared_;
 };
 
+// Y [rows, N] = op(X) · op(B) with constant weights B and a batch of rows (a classifier or a
+// PointNet head at batch 32). The GEMM would pack all of op(B) on every call for only a few rows
+// of X (vgg's 1152x256 layer took twice onnxruntime's time); instead op(B)ᵀ is packed once as the
+// A operand of Yᵀ = op(B)ᵀ · op(X)ᵀ, and Yᵀ is transposed into Y. One or two rows keep the GEMV
+// path (it reads B in place), and many rows amortise the packing anyway.
+class PackedWeights {
+ public:
+  // False (and nothing kept) where this path does not apply: scalar ISA, or rows outside (2, 256].
+  bool prepare(Isa isa, const float* B, bool transB, int64_t rows, int64_t N, int64_t K) {
+    const KernelTable* t = kernel_table(variant_of(isa));
+    if (t == nullptr || B == nullptr || rows <= 2 || rows > 256) return false;
+    t_ = t;
+    rows_ = static_cast<int>(rows);
+    N_ = static_cast<int>(N);
+    K_ = static_cast<int>(K);
+    wp_.resize(t->packed_a_floats(N_, K_));
+    t->pack_a(!transB, N_, K_, B, transB ? K_ : N_, wp_.data());  // op(B)ᵀ: B itself when transB
+    yt_.resize(static_cast<size_t>(rows) * N);
+    return true;
+  }
+  bool active() const { return t_ != nullptr; }
+  // X [rows, K] (ldx = K), or with transX Xᵀ stored [K, rows] (ldx = rows); Y [rows, N] dense.
+  void run(const float* X, bool transX, int ldx, float* Y, int threads) {
+    t_->sgemm_packed_a(N_, rows_, K_, wp_.data(), !transX, X, ldx, yt_.data(), rows_, false, threads);
+    for (int m = 0; m < rows_; ++m)
+      for (int n = 0; n < N_; ++n) Y[(int64_t)m * N_ + n] = yt_[(int64_t)n * rows_ + m];
+  }
+
+ private:
+  const KernelTable* t_ = nullptr;
+  int rows_ = 0, N_ = 0, K_ = 0;
+  std::vector<float> wp_, yt_;  // packed op(B)ᵀ, and Yᵀ of one call
+};
+
 // Y = alpha · op(A) · op(B) + beta · C, C broadcast to [M, N].
 class GemmOp : public Op {
  public:
@@ -119,11 +154,16 @@ class GemmOp : public Op {
       c_rows_ = c[0];
       c_cols_ = c[1];
     }
+    packed_.prepare(isa_, in.const_data[1], tb_, M_, N_, K_);
   }
   void run(const OpRun& r) override {
     float* y = r.out[0];
     const int lda = ta_ ? M_ : K_, ldb = tb_ ? K_ : N_;
-    sgemm(isa_, ta_, tb_, M_, N_, K_, r.in[0], lda, r.in[1], ldb, y, N_, false, r.threads);
+    if (packed_.active()) {
+      packed_.run(r.in[0], ta_, lda, y, r.threads);
+    } else {
+      sgemm(isa_, ta_, tb_, M_, N_, K_, r.in[0], lda, r.in[1], ldb, y, N_, false, r.threads);
+    }
     const int64_t total = M_ * N_;
     if (alpha_ != 1.f)
       for (int64_t i = 0; i < total; ++i) y[i] *= alpha_;
@@ -151,6 +191,7 @@ class GemmOp : public Op {
   float alpha_ = 1, beta_ = 1;
   int64_t M_ = 0, N_ = 0, K_ = 0, c_rows_ = 1, c_cols_ = 1;
   Shape c_shape_;
+  PackedWeights packed_;  // active when op(B) is constant and M is a small batch of rows
 };
 
 // numpy matmul: 1-D operands are promoted ([K] → [1,K] for A, [K,1] for B), leading dims broadcast.
@@ -204,11 +245,17 @@ class MatMulOp : public Op {
     // (every Linear layer on token sequences).
     fold_ = batch_ > 1;
     for (int64_t t = 0; t < batch_ && fold_; ++t) fold_ = b_off_[t] == 0 && a_off_[t] == t * M_ * K_;
+    if (fold_ || batch_ == 1) packed_.prepare(isa_, in.const_data[1], false, (fold_ ? batch_ : 1) * M_, N_, K_);
   }
   void run(const OpRun& r) override {
     const float* A = r.in[0];
     const float* B = r.in[1];
     float* Y = r.out[0];
+    if (packed_.active()) {
+      packed_.run(A, false, static_cast<int>(K_), Y, r.threads);
+      add_bias(r, Y);
+      return;
+    }
     if (fold_ || batch_ == 1) {
       sgemm(isa_, false, false, (fold_ ? batch_ : 1) * M_, N_, K_, A, K_, B, N_, Y, N_, false, r.threads);
       add_bias(r, Y);
@@ -242,6 +289,7 @@ class MatMulOp : public Op {
   int64_t M_ = 0, N_ = 0, K_ = 0, batch_ = 1;
   bool fold_ = false, has_bias_ = false;
   std::vector<int64_t> a_off_, b_off_;
+  PackedWeights packed_;  // active when B is constant and the rows are a small batch
 };
 
 std::unique_ptr<Op> make_conv(const OpInit& in) { return std::make_unique<ConvOp>(in); }

@@ -417,6 +417,69 @@ function refPool(x: Float32Array, shape: number[], c: PoolCfg, kind: 'max' | 'av
   return { y, out: [N, C, OH, OW] };
 }
 
+// Gemm with constant B and 3..256 rows runs Yᵀ = op(B)ᵀ·op(A)ᵀ on weights packed once (the
+// GEMV path keeps 1-2 rows, a runtime B the plain GEMM): every transpose combination, odd sizes,
+// alpha/beta and a row or column C, against a float64 loop from the ONNX definition.
+describe('Gemm with constant weights', () => {
+  function refGemm(a: Float32Array, b: Float32Array, c: Float32Array | null, cShape: number[], M: number, N: number, K: number,
+    ta: number, tb: number, alpha: number, beta: number): Float64Array {
+    const y = new Float64Array(M * N);
+    for (let m = 0; m < M; ++m)
+      for (let n = 0; n < N; ++n) {
+        let acc = 0;
+        for (let k = 0; k < K; ++k) acc += (ta ? a[k * M + m] : a[m * K + k]) * (tb ? b[n * K + k] : b[k * N + n]);
+        let cv = 0;
+        if (c) cv = c[(cShape.length === 2 && cShape[0] === M ? m * (cShape[cShape.length - 1]) : 0) + (cShape[cShape.length - 1] === N ? n : 0)];
+        y[m * N + n] = alpha * acc + beta * cv;
+      }
+    return y;
+  }
+  test('every transpose combination, 1 to 40 rows, bias row or column, alpha and beta', () => {
+    const problems: string[] = [];
+    let seed = 900;
+    for (const [M, N, K] of [[1, 5, 7], [2, 9, 3], [3, 17, 33], [7, 10, 64], [32, 40, 29], [40, 3, 100]])
+      for (const ta of [0, 1])
+        for (const tb of [0, 1]) {
+          const a = rand(ta ? [K, M] : [M, K], ++seed);
+          const b = konst(rand(tb ? [N, K] : [K, N], ++seed));
+          const cShape = (seed & 1) ? [N] : [M, 1];
+          const c = konst(rand(cShape, ++seed));
+          const alpha = tb ? 0.5 : 1, beta = ta ? 2 : 1;
+          const ref = refGemm(a.data, b.data, c.data, cShape, M, N, K, ta, tb, alpha, beta);
+          for (const threads of [1, 2]) {
+            const [y] = runOp('Gemm', [a, b, c], [[M, N]], { transA: ta, transB: tb, alpha, beta }, threads);
+            try {
+              expectClose(y, ref, 1e-5, 1e-5, `Gemm M=${M} N=${N} K=${K} transA=${ta} transB=${tb} threads=${threads}`);
+            } catch (e) {
+              problems.push((e as Error).message);
+            }
+          }
+        }
+    expect(problems).toEqual([]);
+  });
+  test('MatMul with a constant B: one matrix, batches folded into rows (3 to 300 rows), and 1-D B', () => {
+    const problems: string[] = [];
+    let seed = 950;
+    for (const [aShape, bShape] of [[[3, 20], [20, 7]], [[2, 5, 33], [33, 17]], [[4, 8, 16], [16, 40]], [[300, 9], [9, 5]], [[6, 11], [11]]]) {
+      const a = rand(aShape, ++seed);
+      const b = konst(rand(bShape, ++seed));
+      const K = aShape[aShape.length - 1], N = bShape.length === 2 ? bShape[1] : 1;
+      const rows = numel(aShape) / K;
+      const ref = refGemm(a.data, b.data, null, [], rows, N, K, 0, 0, 1, 0);
+      const outShape = bShape.length === 2 ? [...aShape.slice(0, -1), N] : aShape.slice(0, -1);
+      for (const threads of [1, 2]) {
+        const [y] = runOp('MatMul', [a, b], [outShape], {}, threads);
+        try {
+          expectClose(y, ref, 1e-5, 1e-5, `MatMul ${aShape} x ${bShape} threads=${threads}`);
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
 describe('MaxPool and AveragePool', () => {
   const cfgs: PoolCfg[] = [
     { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false },
