@@ -51,11 +51,13 @@ inline float clamp_s(float v, float lo, float hi) {
 // MR x NR tile = a-panel · b-panel over kc, then the epilogue, stored to rows c + i*ldc.
 // first: add bias (or nothing); else add what c holds. last && act: clamp.
 // IND: B is not packed; row p of the panel is b + ko[p] (the padded input copy itself).
-template <class Cfg, bool IND = false>
+// NVC < Cfg::NV: only the first NVC vectors of columns (a panel's last, partial tile: a batch-1
+// 7x7 output has 49 positions, and its third 24-wide panel holds one).
+template <class Cfg, bool IND = false, int NVC = Cfg::NV>
 inline void conv_micro_kernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
                               long ldc, bool first, const float* bias, bool clamp, float lo, float hi,
                               const long* __restrict ko = nullptr) {
-  constexpr int W = Cfg::W, MR = Cfg::MR, NV = Cfg::NV, NR = Cfg::NR;
+  constexpr int W = Cfg::W, MR = Cfg::MR, NV = NVC, NR = Cfg::NR;
   using V = typename VecOf<W>::type;
   V acc[MR][NV];
 #pragma GCC unroll 32
@@ -315,10 +317,24 @@ void cgemm_item(const CgemmItem& it) {
           const float* bias = it.bias ? it.bias + ir : nullptr;  // padded to Mpad by the caller
           float* cdst = direct && mr == MR ? it.y + run_off[0] + (long)ir * it.y_row : Cb + ((size_t)(it.nkb > 1 ? q : 0) * Mpad + ir) * NR;
           const long cld = direct && mr == MR ? it.y_row : NR;
-          if (nopack)
-            conv_micro_kernel<Cfg, true>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
-          else
-            conv_micro_kernel<Cfg>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
+          // A partial panel computes only the vectors that hold its columns (the tile goes through
+          // the C buffer, where the copy-out reads no further than nr).
+          const int nv = (nr + W - 1) / W;
+          if (nopack) {
+            if (nv == 1)
+              conv_micro_kernel<Cfg, true, 1>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
+            else if (nv == 2 && Cfg::NV > 2)
+              conv_micro_kernel<Cfg, true, 2>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
+            else
+              conv_micro_kernel<Cfg, true>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
+          } else {
+            if (nv == 1)
+              conv_micro_kernel<Cfg, false, 1>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
+            else if (nv == 2 && Cfg::NV > 2)
+              conv_micro_kernel<Cfg, false, 2>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
+            else
+              conv_micro_kernel<Cfg>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
+          }
           // A scattered or partial tile went whole into the chunk's C buffer (panel-major, so one
           // tile is contiguous), where it accumulates over the K blocks with the same epilogue;
           // after the last K block its valid runs are copied out with vector moves.
