@@ -149,15 +149,21 @@ function addWeight(g: Graph, names: NameSet, w: WeightQuant, order: Map<Node, No
   layer.inputs = layer.inputs.map((i) => (i === w.weight ? out : i));
 }
 
+/** Producers after which a 2–4-bit activation is stored in 8 bits (see addActivation). */
+const EIGHT_BIT_AFTER = new Set(['Clip', 'Relu', 'MaxPool', 'Slice']);
+
 function addActivation(g: Graph, names: NameSet, a: ActQuant, order: Map<Node, Node[]>): void {
   const what = `activation quantizer of "${a.tensor}"`;
   const p = a.params;
   let type = checkParams(p, what, true);
   // onnxruntime (1.30) cannot even load a model where a model's own Clip or Relu (MobileNetV2's
   // ReLU6) feeds a 4-bit QuantizeLinear: its Clip/Relu+Q fusion reads only 8/16-bit zero points.
-  // Such activations are stored in 8 bits instead, clipped exactly to their 2–4-bit grid.
+  // Nor one where a MaxPool or Slice does (VGG's pools): its QDQ propagation moves the Q in front
+  // of those ops, which then run on 4-bit codes they have no kernel for ("Type 'tensor(uint4)' ...
+  // of operator (MaxPool) is invalid"). Such activations are stored in 8 bits instead, clipped
+  // exactly to their 2–4-bit grid.
   const producer = g.nodes.find((n) => n.outputs.includes(a.tensor));
-  if ((type === 'int4' || type === 'uint4') && producer && (producer.opType === 'Clip' || producer.opType === 'Relu')) type = type === 'int4' ? 'int8' : 'uint8';
+  if ((type === 'int4' || type === 'uint4') && producer && EIGHT_BIT_AFTER.has(producer.opType)) type = type === 'int4' ? 'int8' : 'uint8';
   const produced = g.nodes.some((n) => n.outputs.includes(a.tensor)) || g.inputs.some((v) => v.name === a.tensor) || g.initializers.has(a.tensor);
   if (!produced) throw new BadOptionError(`${what}: no node, input or initializer provides "${a.tensor}"`);
   if (a.consumers.length === 0) throw new BadOptionError(`${what}: it has no consumers`);
