@@ -52,9 +52,8 @@ class ConvOp : public Op {
     s_.group = in.attrs.i("group", 1);
     // Internal attribute (tests): the GEMM conv's column form, see ConvShape::columns.
     const std::string cols = in.attrs.s("columns", "auto");
-    if (cols == "padded") s_.columns = 1;
-    else if (cols == "compact") s_.columns = 2;
-    else if (cols != "auto") in.fail_unsupported("columns must be \"auto\", \"padded\" or \"compact\", got \"" + cols + "\"");
+    s_.columns = conv_columns_code(cols.c_str());
+    if (s_.columns < 0) in.fail_unsupported("columns must be \"auto\", \"padded\" or \"compact\", got \"" + cols + "\"");
     if (s_.group < 1 || s_.C % s_.group || s_.M % s_.group || w[1] != s_.C / s_.group)
       in.fail_shape("input " + shape_str(x) + " and weight " + shape_str(w) + " do not fit group " + std::to_string(s_.group));
     if (s_.stride_h < 1 || s_.stride_w < 1 || s_.dil_h < 1 || s_.dil_w < 1) in.fail_shape("strides and dilations must be >= 1");

@@ -317,13 +317,14 @@ class DirectConv : public PreparedConv {
 // to share each panel. ConvShape::columns (tests) or PACKPTQ_CONV_COLUMNS=padded|compact (whole
 // models, benchmarks) forces one form.
 bool use_compact_columns(int forced, int Mpad, int gap) {
+  if (forced == 0) {
+    const char* e = std::getenv("PACKPTQ_CONV_COLUMNS");
+    forced = e == nullptr || *e == 0 ? 0 : conv_columns_code(e);
+    if (forced <= 0 && e != nullptr && *e != 0)
+      fail(ErrorCode::BadOption, std::string("PACKPTQ_CONV_COLUMNS must be \"padded\" or \"compact\", got \"") + e + "\"");
+  }
   if (forced == 1) return false;
   if (forced == 2) return gap > 0;
-  const char* e = std::getenv("PACKPTQ_CONV_COLUMNS");
-  if (e != nullptr && std::strcmp(e, "padded") == 0) return false;
-  if (e != nullptr && std::strcmp(e, "compact") == 0) return gap > 0;
-  if (e != nullptr && *e != 0)
-    fail(ErrorCode::BadOption, std::string("PACKPTQ_CONV_COLUMNS must be \"padded\" or \"compact\", got \"") + e + "\"");
   return gap > 0 && Mpad > 64;
 }
 
@@ -347,6 +348,7 @@ class GemmConv : public PreparedConv {
     OH_ = s.OH();
     OW_ = s.OW();
     P_ = OH_ * OW_;
+    tiny_ = 2.0 * s.N * s.M * Kg_ * P_ < 1e6;  // see run()
     pointwise_ = s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 && s.pad_left == 0 &&
                  s.pad_bottom == 0 && s.pad_right == 0;
     MR_ = t_->cgemm_mr;
@@ -423,8 +425,7 @@ class GemmConv : public PreparedConv {
     // A conv of well under a megaflop (a batch-1 stem or 1x1 shortcut: 10-15 us) stays on the
     // calling thread: split in two it took twice as long (resnet20 batch 1, per-op profile on one
     // and two threads in one process: stem 33 -> 60 ms per 2000 images, shortcuts 29 -> 61).
-    const double flops = 2.0 * s_.N * s_.M * Kg_ * P_;
-    threads = flops < 1e6 ? 1 : std::max(1, threads);
+    threads = tiny_ ? 1 : std::max(1, threads);
     const int groups = pointwise_ ? 1 : (s_.N + nb_ - 1) / nb_;
     const int row_panels = (Mg_ + MR_ - 1) / MR_;
     int cols = 0, panels = 0, cpg = 1, rs = 1;
@@ -564,7 +565,7 @@ class GemmConv : public PreparedConv {
   ConvShape s_;
   Activation act_;
   int Cg_, Mg_, Kg_, OH_, OW_, P_;
-  bool pointwise_, has_bias_ = false, compact_ = false;
+  bool pointwise_, has_bias_ = false, compact_ = false, tiny_ = false;
   int MR_, NR_, nkb_, kcb_, Mpad_, chunk_;
   int nb_ = 1, Ws_ = 1, SR_ = 1, Hq_ = 1, cols_ = 0, oh_space_ = 1, ow_space_ = 1;
   long PB_ = 0, CB_ = 0;
@@ -577,6 +578,13 @@ class GemmConv : public PreparedConv {
 };
 
 }  // namespace
+
+int conv_columns_code(const char* name) {
+  if (std::strcmp(name, "auto") == 0) return 0;
+  if (std::strcmp(name, "padded") == 0) return 1;
+  if (std::strcmp(name, "compact") == 0) return 2;
+  return -1;
+}
 
 std::unique_ptr<PreparedConv> prepare_conv_variant(KernelVariant v, const ConvShape& s, const float* w,
                                                    const float* bias, const Activation& act) {

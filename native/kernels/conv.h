@@ -41,6 +41,9 @@ struct Activation {
   }
 };
 
+// ConvShape::columns from its name: "auto" 0, "padded" 1, "compact" 2; -1 for anything else.
+int conv_columns_code(const char* name);
+
 // One call, no preparation: the reference path and the one benchmarks use for "unprepared" numbers.
 void conv2d(Isa isa, const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int threads);
 

@@ -204,10 +204,8 @@ ConvShape shape_arg(const Napi::Value& v) {
   s.group = field("group", 1, false, 1);
   const Napi::Value cols = o.Get("columns");
   if (!cols.IsUndefined()) {
-    const std::string c = cols.IsString() ? cols.As<Napi::String>().Utf8Value() : std::string();
-    if (c == "padded") s.columns = 1;
-    else if (c == "compact") s.columns = 2;
-    else if (c != "auto") expected("\"auto\", \"padded\" or \"compact\"", "shape.columns", cols);
+    s.columns = cols.IsString() ? conv_columns_code(cols.As<Napi::String>().Utf8Value().c_str()) : -1;
+    if (s.columns < 0) expected("\"auto\", \"padded\" or \"compact\"", "shape.columns", cols);
   }
   validate_conv_shape(s);
   return s;
