@@ -122,21 +122,34 @@ class PoolOp : public Op {
 // with a strided scalar loop.
 class MaxPool2x2Op : public Op {
  public:
-  MaxPool2x2Op(const KernelTable* t, int64_t planes, int64_t H, int64_t W)
-      : t_(t), planes_(planes), H_(static_cast<int>(H)), W_(static_cast<int>(W)) {}
+  MaxPool2x2Op(const KernelTable* t, int64_t batch, int64_t planes, int64_t H, int64_t W)
+      : t_(t), batch_(batch), planes_(planes), H_(static_cast<int>(H)), W_(static_cast<int>(W)) {}
   void run(const OpRun& r) override {
     const float* x = r.in[0];
     float* y = r.out[0];
     const int OH = H_ / 2, OW = W_ / 2;
     // Vector loads: about 0.1 ns per input element, so only large batches are worth a helper.
-    parallel_for(planes_, threads_for(planes_ * H_ * W_ / 2, r.threads), [&](int64_t pb, int64_t pe) {
-      t_->max_pool_2x2(x + pb * H_ * W_, y + pb * OH * OW, pe - pb, H_, W_, OH, OW);
+    const int threads = threads_for(planes_ * H_ * W_ / 2, r.threads);
+    if (batch_ >= threads) {  // images over threads, as the conv before it shares them
+      parallel_for(planes_, threads, [&](int64_t pb, int64_t pe) {
+        t_->max_pool_2x2(x + pb * H_ * W_, y + pb * OH * OW, pe - pb, H_, W_, OH, OW);
+      });
+      return;
+    }
+    // Fewer images than threads (batch 1): output rows over threads, every plane. The conv before
+    // it split its output rows the same way (the work pool gives thread t the t-th part of both),
+    // so each core reads what it wrote; split by planes instead, each read half its input from the
+    // other core, and the pool took 4x its one-thread time (vgg batch 1).
+    parallel_for(OH, threads, [&](int64_t ob, int64_t oe) {
+      for (int64_t p = 0; p < planes_; ++p)
+        t_->max_pool_2x2(x + p * H_ * W_ + 2 * ob * W_, y + p * OH * OW + ob * OW, 1, static_cast<int>(2 * (oe - ob)),
+                         W_, static_cast<int>(oe - ob), OW);
     });
   }
 
  private:
   const KernelTable* t_;
-  int64_t planes_;
+  int64_t batch_, planes_;
   int H_, W_;
 };
 
@@ -180,7 +193,7 @@ std::unique_ptr<Op> make_pool(const OpInit& op, bool is_max) {
   const KernelTable* t = kernel_table(variant_of(op.isa));
   if (is_max && !one_d && t && t->max_pool_2x2 && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 &&
       d[1] == 1 && pads == zeros && OH == H / 2 && OW == W / 2 && H * W < (int64_t{1} << 31))
-    return std::make_unique<MaxPool2x2Op>(t, x[0] * x[1], H, W);
+    return std::make_unique<MaxPool2x2Op>(t, x[0], x[0] * x[1], H, W);
   const bool include_pad = !is_max && op.attrs.i("count_include_pad", 0) != 0;
   return std::make_unique<PoolOp>(is_max, include_pad, x[0] * x[1], H, W, OH, OW, d[0], d[1], k[1], s[1], pads[1],
                                   make_taps(OH, H, k[0], s[0], pads[0], pads[2], d[0]),

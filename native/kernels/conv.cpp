@@ -462,13 +462,15 @@ class GemmConv : public PreparedConv {
     const bool shared_copy = !pointwise_ && cpg * rs > 1;
     if (shared_copy) {
       xq_.reserve(groups, xq_floats_);
-      // Fewer groups than threads (batch 1): split each group's copy by input channels as well,
-      // or one thread copies while the others wait (a twelfth of a batch-1 two-thread run).
-      const int cs = groups < threads ? std::min(s_.C, threads) : 1;
+      // Fewer groups than threads (batch 1): split each group's copy by input rows as well, or one
+      // thread copies while the others wait (a twelfth of a batch-1 two-thread run). Rows, not
+      // channels: the work pool gives thread t the t-th part here and the t-th range of column
+      // chunks below (output rows), and the previous conv wrote those input rows on that thread.
+      const int cs = groups < threads ? std::min(s_.H, threads) : 1;
       for_items(groups * cs, std::min(threads, groups * cs), [&](int, int it) {
         const int gi = it / cs, part = it % cs;
-        build_copy(x, gi * nb_, std::min(nb_, s_.N - gi * nb_), xq_.at(gi), (int)((long)s_.C * part / cs),
-                   (int)((long)s_.C * (part + 1) / cs));
+        build_copy(x, gi * nb_, std::min(nb_, s_.N - gi * nb_), xq_.at(gi), (int)((long)s_.H * part / cs),
+                   (int)((long)s_.H * (part + 1) / cs));
       });
     } else if (!pointwise_) {
       xq_.reserve(nt, xq_floats_);
@@ -487,7 +489,7 @@ class GemmConv : public PreparedConv {
         src = xq_.at(gi);
       } else if (!pointwise_) {
         float* xq = xq_.at(tid);
-        build_copy(x, n0, nvalid, xq, 0, s_.C);
+        build_copy(x, n0, nvalid, xq, 0, s_.H);
         src = xq;
       }
       CgemmItem it;
@@ -534,16 +536,16 @@ class GemmConv : public PreparedConv {
   }
 
  private:
-  // Images n0 .. n0+nvalid-1 into the padded, phase-split, side-by-side layout.
-  // Input channels [c0, c1) of images n0 .. n0+nvalid-1 into their padded copy.
-  void build_copy(const float* x, int n0, int nvalid, float* xq, int c0, int c1) const {
+  // Input rows [h0, h1) of images n0 .. n0+nvalid-1 into their padded, phase-split, side-by-side
+  // copy.
+  void build_copy(const float* x, int n0, int nvalid, float* xq, int h0, int h1) const {
     const int sh = s_.stride_h, sw = s_.stride_w, HW = s_.H * s_.W;
     for (int n = 0; n < nvalid; ++n)
-      for (int c = c0; c < c1; ++c) {
+      for (int c = 0; c < s_.C; ++c) {
         const float* xc = x + ((long)(n0 + n) * s_.C + c) * HW;
         float* qc = xq + (long)c * CB_ + (long)n * Ws_;
-        int a = s_.pad_top % sh, rq = s_.pad_top / sh;  // no divisions in the loops
-        for (int ih = 0; ih < s_.H; ++ih, (++a == sh ? (a = 0, ++rq) : 0)) {
+        int a = (s_.pad_top + h0) % sh, rq = (s_.pad_top + h0) / sh;  // no divisions in the loops
+        for (int ih = h0; ih < h1; ++ih, (++a == sh ? (a = 0, ++rq) : 0)) {
           if (!row_used_[a]) continue;
           float* row = qc + (long)a * sw * PB_ + (long)rq * SR_;
           const float* src = xc + (long)ih * s_.W;

@@ -1,6 +1,7 @@
 // See work_pool.h. Generic code (no -march): only threads, atomics and a condition variable.
 #include "kernels/work_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -47,13 +48,27 @@ struct InJob {
   ~InJob() { t_in_job = false; }
 };
 
+// Items are dealt in contiguous shards, one per thread, each with its own counter: a thread takes
+// its own shard first, then helps with the others. The same op then runs the same items on the
+// same thread in every call, so the buffers an op writes stay in the cache of the core that will
+// read them next time (a conv's rows of output, its copy of the input): with one shared counter the
+// items fell to whichever thread came first, and at batch 1 on two threads a core spent much of
+// each op pulling lines the other core had just written. A helper that is late still finds its
+// shard taken over by the others, so a descheduled thread delays no one.
+constexpr int kMaxShards = 64;
+
+struct alignas(64) Shard {
+  std::atomic<int> next{0};
+  int end = 0;
+};
+
 struct Job {
   WorkFn fn;
   void* ctx;
   int n;
   int max_helpers;
-  std::atomic<int> next{0};
-  int joined = 0;  // helpers that entered (guarded by the pool mutex)
+  int shards;
+  Shard shard[kMaxShards];
   // Helpers still running items: changed under the pool mutex (the condition variable needs it),
   // atomic so the caller can spin on it without the mutex.
   std::atomic<int> inside{0};
@@ -78,10 +93,15 @@ class Pool {
     job.ctx = ctx;
     job.n = n;
     job.max_helpers = threads - 1;
+    job.shards = std::min(std::min(threads, n), kMaxShards);
+    for (int k = 0; k < job.shards; ++k) {
+      job.shard[k].next.store((int)((long)n * k / job.shards), std::memory_order_relaxed);
+      job.shard[k].end = (int)((long)n * (k + 1) / job.shards);
+    }
     {
       std::lock_guard<std::mutex> lk(m_);
-      for (; helpers_ < job.max_helpers; ++helpers_)
-        std::thread([this] { helper_loop(); }).detach();  // the pool lives as long as the process
+      for (; helpers_ < job.max_helpers; ++helpers_)  // the pool lives as long as the process
+        std::thread([this, id = helpers_ + 1] { helper_loop(id); }).detach();
       job_ = &job;
       epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
@@ -100,21 +120,28 @@ class Pool {
   }
 
  private:
+  // Thread `tid` runs the items of its own shard, then those left in the others.
   static std::exception_ptr claim(Job& job, int tid) {
     InJob in;
-    int i;
-    while ((i = job.next.fetch_add(1, std::memory_order_relaxed)) < job.n) {
-      try {
-        job.fn(job.ctx, tid, i);
-      } catch (...) {
-        job.next.store(job.n, std::memory_order_relaxed);  // stop handing out work
-        return std::current_exception();
+    for (int k = 0; k < job.shards; ++k) {
+      Shard& sh = job.shard[(tid + k) % job.shards];
+      int i;
+      while ((i = sh.next.fetch_add(1, std::memory_order_relaxed)) < sh.end) {
+        try {
+          job.fn(job.ctx, tid, i);
+        } catch (...) {
+          for (int j = 0; j < job.shards; ++j)  // stop handing out work
+            job.shard[j].next.store(job.shard[j].end, std::memory_order_relaxed);
+          return std::current_exception();
+        }
       }
     }
     return nullptr;
   }
 
-  void helper_loop() {
+  // Helper `id` (1, 2, ...) is thread id `id` in every job it joins, so it owns the same shard each
+  // time; a job that wants fewer threads leaves it out.
+  void helper_loop(int id) {
     unsigned long seen = 0;
     std::unique_lock<std::mutex> lk(m_);
     for (;;) {
@@ -127,9 +154,9 @@ class Pool {
       }
       seen = epoch_.load(std::memory_order_relaxed);
       Job* job = job_;
-      if (job->joined >= job->max_helpers) continue;
-      // Thread ids are per job (1..threads-1), so per-thread scratch sized for `threads` suffices.
-      const int tid = ++job->joined;
+      if (id > job->max_helpers) continue;
+      // Thread ids are below `threads`, so per-thread scratch sized for `threads` suffices.
+      const int tid = id;
       job->inside.fetch_add(1, std::memory_order_relaxed);
       lk.unlock();
       std::exception_ptr e = claim(*job, tid);

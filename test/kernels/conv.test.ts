@@ -65,6 +65,11 @@ const CASES: [string, Shape][] = [
   // Batch 1 on two threads: more than 64 output rows split into row blocks that read the padded
   // copy in place (K past one KC block), and 34 column panels split into uneven chunks.
   ['batch 1, 72 output channels split in row blocks, K = 288', { N: 1, C: 32, H: 7, W: 7, M: 72, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  // Batch 1 on two threads builds the shared padded copy in parts of input rows (each thread the
+  // rows its column chunks read): an odd row count, and a stride-2 split at an odd input row (its
+  // first row falls in the other row phase).
+  ['batch 1, stride 2, copy split at an odd input row', { N: 1, C: 16, H: 30, W: 27, M: 24, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
+  ['batch 1, 31 input rows, copy split in unequal parts', { N: 1, C: 8, H: 31, W: 20, M: 16, KH: 3, KW: 3, padTop: 2, padLeft: 1, padBottom: 0, padRight: 1 }],
   ['batch 1, 28x28 output in uneven column chunks', { N: 1, C: 8, H: 28, W: 28, M: 12, KH: 3, KW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }],
   // Depthwise with channels on lanes (dw_chan_impl.h, planes up to 1024 outputs): groups of 8 / 16
   // channels with a partial last group, batch > 1, the overlapping last block of positions (49,

@@ -565,6 +565,19 @@ describe('MaxPool and AveragePool', () => {
     }
     expect(problems).toEqual([]);
   });
+  // Enough work for a helper thread: batch 1 splits output rows (odd heights leave the last input
+  // row unread), batch 2 splits images; both must equal the reference bit for bit.
+  test('MaxPool 2x2 stride 2 on two threads: row split at batch 1, image split at batch 2', () => {
+    const c: PoolCfg = { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: false };
+    for (const shape of [[1, 64, 28, 28], [1, 64, 29, 37], [1, 96, 7, 50], [2, 64, 28, 28]]) {
+      const x = rand(shape, 900 + shape[2], -3, 1);
+      const ref = refPool(x.data, shape, c, 'max');
+      for (const isa of ['scalar', undefined]) {
+        const [y] = runOp('MaxPool', [x], [ref.out], { kernel: c.kernel, strides: c.strides }, 2, isa);
+        expectClose(y, ref.y, 0, 0, `MaxPool 2x2/2 ${shape} ${isa ?? 'default'} threads=2`);
+      }
+    }
+  });
   test('large pools on two threads', () => {
     const shape = [2, 16, 56, 56];
     const x = rand(shape, 710);
