@@ -220,8 +220,8 @@ describe.each(simdVariants.map((v) => [v.name, v] as const))('%s conv2d vs the s
 
 // The GEMM conv computes either whole super rows of the padded copy ("padded" columns, the gap
 // between images computed and dropped, B read in place when M <= 64) or only the valid positions
-// ("compact", B packed run by run; the default when M > 64). shape.columns forces each form, so
-// both run over every GEMM-conv case (not depthwise) on 1 and 2 threads (batch 1 on two threads
+// ("compact", B packed run by run; the default when M > 64 over 256+ positions per image
+// group). shape.columns forces each form, so both run over every GEMM-conv case (not depthwise) on 1 and 2 threads (batch 1 on two threads
 // splits the columns into chunks; the residual per chunk is covered through the fused tests below).
 describe.each(['padded', 'compact'])('conv columns forced %s', (columns) => {
   const gemmCases = CASES.filter(([, sh]) => (sh.group ?? 1) === 1 || sh.C / (sh.group ?? 1) > 1);
