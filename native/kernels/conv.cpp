@@ -353,7 +353,7 @@ class GemmConv : public PreparedConv {
     OH_ = s.OH();
     OW_ = s.OW();
     P_ = OH_ * OW_;
-    tiny_ = 2.0 * s.N * s.M * Kg_ * P_ < 1e6;  // see run()
+    tiny_ = 2.0 * s.N * s.M * Kg_ * P_ < 1e5;  // see run()
     pointwise_ = s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 && s.pad_left == 0 &&
                  s.pad_bottom == 0 && s.pad_right == 0;
     MR_ = t_->cgemm_mr;
@@ -427,9 +427,11 @@ class GemmConv : public PreparedConv {
     if (bias) std::copy(bias, bias + s_.M, b_.begin());
   }
   void run(const float* x, float* y, int threads, const float* sum) override {
-    // A conv of well under a megaflop (a batch-1 stem or 1x1 shortcut: 10-15 us) stays on the
-    // calling thread: split in two it took twice as long (resnet20 batch 1, per-op profile on one
-    // and two threads in one process: stem 33 -> 60 ms per 2000 images, shortcuts 29 -> 61).
+    // A conv under 0.1 MFLOP (a microsecond or two) stays on the calling thread. The bar was 1 MFLOP
+    // while the pool handed items to whichever thread came first: then a split batch-1 stem took
+    // twice as long (resnet20, stem 33 -> 60 ms per 2000 images). With each thread keeping its
+    // shard (work_pool.h) the same convs split well: resnet20 stem 36 -> 23 ms on two threads, vgg
+    // stem 60 -> 37, mobilenetv2 batch 1 -7 % in all (small 1x1 convs 1.45-1.6x).
     threads = tiny_ ? 1 : std::max(1, threads);
     const int groups = pointwise_ ? 1 : (s_.N + nb_ - 1) / nb_;
     const int row_panels = (Mg_ + MR_ - 1) / MR_;
