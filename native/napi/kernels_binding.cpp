@@ -8,15 +8,18 @@
 // compiled for AVX2) | "default" (default_isa(), which honours PACKPTQ_SIMD at the time of the call).
 #include "napi/kernels_binding.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/variants.h"
+#include "kernels/work_pool.h"
 #include "napi/js_errors.h"
 
 namespace packptq {
@@ -375,6 +378,38 @@ Napi::Value Variants(const Napi::CallbackInfo& info) {
   });
 }
 
+// (n, threads, throwAt = -1) -> { counts: Int32Array(n), tids: Int32Array(n) }: runs n items through
+// the work pool (work_pool.h) on `threads` threads, each item counting its own runs and recording
+// the thread id it ran on; item `throwAt` throws instead, which must come back as a JS error. For
+// the pool's tests: every item exactly once, thread ids below `threads`, the caller's shard first.
+Napi::Value WorkPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const int n = (int)int_arg(arg(info, 0), "n", 0, 1 << 20);
+    const int threads = (int)int_arg(arg(info, 1), "threads", 1, kMaxThreads);
+    const int throw_at = info.Length() > 2 ? (int)int_arg(arg(info, 2), "throwAt", -1, 1 << 20) : -1;
+    Napi::Int32Array counts = Napi::Int32Array::New(env, n), tids = Napi::Int32Array::New(env, n);
+    std::vector<std::atomic<int>> c(n);
+    std::vector<int> t(n, -1);
+    run_items(n, threads, [&](int tid, int item) {
+      // A few microseconds per item, so helpers join before the caller has taken everything.
+      volatile double acc = 0;
+      for (int k = 0; k < 2000; ++k) acc = acc + k * 1e-9;
+      if (item == throw_at) fail(ErrorCode::Native, "work item " + std::to_string(item) + " failed on purpose");
+      c[item].fetch_add(1, std::memory_order_relaxed);
+      t[item] = tid;
+    });
+    for (int i = 0; i < n; ++i) {
+      counts[i] = c[i].load();
+      tids[i] = t[i];
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("counts", counts);
+    o.Set("tids", tids);
+    return o;
+  });
+}
+
 }  // namespace
 
 void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
@@ -388,6 +423,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("isaSupported", Napi::Function::New(env, IsaSupported, "isaSupported"));
   k.Set("defaultIsa", Napi::Function::New(env, DefaultIsa, "defaultIsa"));
   k.Set("variants", Napi::Function::New(env, Variants, "variants"));
+  k.Set("workPool", Napi::Function::New(env, WorkPool, "workPool"));
   exports.Set("kernels", k);
 }
 
