@@ -336,6 +336,7 @@ describe('LayerNormalization', () => {
       [[3, 768], 1, false],
       [[4, 1, 7], 2, true],
       [[64, 768], 1, true], // large: two threads
+      [[1, 50, 96], 2, true], // a ViT's tokens at batch 1: also two threads
     ];
     cases.forEach(([shape, axis, withBias], ci) => {
       const x = rand(shape, 300 + ci, -3, 5);
