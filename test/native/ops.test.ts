@@ -286,6 +286,8 @@ describe('Softmax and LogSoftmax', () => {
     [[1, 1000], 1],
     [[2, 40, 1000], 1], // strided, large: two threads
     [[2, 12, 64, 64], 3],
+    [[3, 50], 1], // attention rows of a ViT: the last vector overlaps the previous one
+    [[5, 21], 1],
   ];
   for (const type of ['Softmax', 'LogSoftmax']) {
     test(type, () => {
