@@ -17,6 +17,8 @@
 // semantics, MR x NR accumulators in registers) and write the tile through the epilogue: first K
 // block adds the bias, later ones accumulate into y, the last applies the clamp (Relu / Clip).
 #pragma once
+#include <type_traits>
+
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
 
@@ -320,21 +322,20 @@ void cgemm_item(const CgemmItem& it) {
           // A partial panel computes only the vectors that hold its columns (the tile goes through
           // the C buffer, where the copy-out reads no further than nr).
           const int nv = (nr + W - 1) / W;
-          if (nopack) {
-            if (nv == 1)
-              conv_micro_kernel<Cfg, true, 1>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
-            else if (nv == 2 && Cfg::NV > 2)
-              conv_micro_kernel<Cfg, true, 2>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
+          const float* bsrc = nopack ? it.src + j0 : bp;
+          auto tile = [&](auto nvc) {
+            constexpr int NVC = decltype(nvc)::value;
+            if (nopack)
+              conv_micro_kernel<Cfg, true, NVC>(kc, ap, bsrc, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
             else
-              conv_micro_kernel<Cfg, true>(kc, ap, it.src + j0, cdst, cld, first, bias, clamp, it.lo, it.hi, it.koff + k0);
-          } else {
-            if (nv == 1)
-              conv_micro_kernel<Cfg, false, 1>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
-            else if (nv == 2 && Cfg::NV > 2)
-              conv_micro_kernel<Cfg, false, 2>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
-            else
-              conv_micro_kernel<Cfg>(kc, ap, bp, cdst, cld, first, bias, clamp, it.lo, it.hi);
-          }
+              conv_micro_kernel<Cfg, false, NVC>(kc, ap, bsrc, cdst, cld, first, bias, clamp, it.lo, it.hi);
+          };
+          if (nv == 1)
+            tile(std::integral_constant<int, 1>{});
+          else if (nv == 2 && Cfg::NV > 2)
+            tile(std::integral_constant<int, 2>{});
+          else
+            tile(std::integral_constant<int, Cfg::NV>{});
           // A scattered or partial tile went whole into the chunk's C buffer (panel-major, so one
           // tile is contiguous), where it accumulates over the K blocks with the same epilogue;
           // after the last K block its valid runs are copied out with vector moves.

@@ -381,7 +381,7 @@ Napi::Value Variants(const Napi::CallbackInfo& info) {
 // (n, threads, throwAt = -1) -> { counts: Int32Array(n), tids: Int32Array(n) }: runs n items through
 // the work pool (work_pool.h) on `threads` threads, each item counting its own runs and recording
 // the thread id it ran on; item `throwAt` throws instead, which must come back as a JS error. For
-// the pool's tests: every item exactly once, thread ids below `threads`, the caller's shard first.
+// the pool's tests: every item exactly once, thread ids below `threads`.
 Napi::Value WorkPool(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {

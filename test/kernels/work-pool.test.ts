@@ -46,10 +46,12 @@ describe('work pool', () => {
   test('bad arguments are refused with BAD_OPTION', () => {
     expect(() => kernels.workPool(-1, 2)).toThrow(/n/);
     expect(() => kernels.workPool(4, 0)).toThrow(/threads/);
+    let code: string | undefined;
     try {
       kernels.workPool(4, 1.5);
     } catch (e) {
-      expect((e as { code?: string }).code).toBe('BAD_OPTION');
+      code = (e as { code?: string }).code;
     }
+    expect(code).toBe('BAD_OPTION');
   });
 });
