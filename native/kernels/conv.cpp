@@ -316,7 +316,7 @@ class DirectConv : public PreparedConv {
 // images and are computed for nothing (1 of 8 on 7x7 outputs). Packing pays with many output rows
 // to share each panel. ConvShape::columns (tests) or PACKPTQ_CONV_COLUMNS=padded|compact (whole
 // models, benchmarks) forces one form.
-bool use_compact_columns(int forced, int Mpad, int gap, int positions) {
+bool use_compact_columns(int forced, int Mpad, int K, int gap, int positions) {
   if (forced == 0) {
     const char* e = std::getenv("PACKPTQ_CONV_COLUMNS");
     forced = e == nullptr || *e == 0 ? 0 : conv_columns_code(e);
@@ -330,7 +330,11 @@ bool use_compact_columns(int forced, int Mpad, int gap, int positions) {
   // compact vs 103 padded, batch 2 (98) 198 vs 179; 14x14 batch 1 (196) 353 vs 342; but 14x14
   // batch 4 (588 in a group of 3 images) 1371 vs 1854, and vgg's 128 -> 128 7x7 at batch 32 (490
   // in a group of 10) 5.8 ms vs 6.2.
-  return gap > 0 && Mpad > 64 && positions >= 256;
+  // Also when each column's packing (K floats) is no more than the copy-out through the C buffer
+  // that padded columns cost (Mpad floats per column: on 28-wide rows nearly every panel straddles
+  // an image row, and only compact panels, which follow y, are written straight to y): the stems'
+  // 3x3 1 -> 32 at batch 32 on AVX-512 262 -> 162 us (vgg), where the K = 288 convs lose 20 %.
+  return gap > 0 && positions >= 256 && (Mpad > 64 || K <= Mpad);
 }
 
 // Convolution as a GEMM per group: y_g[Mg, positions] = w_g[Mg, Kg] · B[Kg, positions], with the B
@@ -381,6 +385,9 @@ class GemmConv : public PreparedConv {
       Hq_ = (s.pad_top + s.H + s.pad_bottom + sh - 1) / sh;
       const int per_image = OH_ * Ws_;
       nb_ = std::max(1, std::min(s.N, (512 + per_image - 1) / per_image));
+      // Equal groups: 32 images of 7x7 in groups of 10 left a group of 2, and on two threads one
+      // thread had 20 images to the other's 12 until it stole a chunk; groups of 8 split evenly.
+      nb_ = (s.N + (s.N + nb_ - 1) / nb_ - 1) / ((s.N + nb_ - 1) / nb_);
       SR_ = nb_ * Ws_;
       PB_ = (long)Hq_ * SR_;
       CB_ = (long)sh * sw * PB_;
@@ -402,7 +409,7 @@ class GemmConv : public PreparedConv {
       cols_ = OH_ * SR_;
       oh_space_ = OH_;
       ow_space_ = OW_;
-      compact_ = use_compact_columns(s.columns, Mpad_, Ws_ - OW_, nb_ * P_);
+      compact_ = use_compact_columns(s.columns, Mpad_, Kg_, Ws_ - OW_, nb_ * P_);
     }
     update_weights(w, bias);
   }

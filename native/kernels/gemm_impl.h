@@ -200,15 +200,27 @@ inline void micro_kernel(int kc, const float* __restrict a, const float* __restr
 // Edge tile (mr < MR or nr < NR): full tile into a buffer, then only the valid part into C.
 template <class Cfg>
 inline void micro_kernel_edge(int kc, const float* a, const float* b, float* c, long ldc, bool add, int mr, int nr) {
+  constexpr int W = Cfg::W;
+  using V = typename VecOf<W>::type;
   alignas(64) float tile[Cfg::MR * Cfg::NR];
   micro_kernel<Cfg>(kc, a, b, tile, Cfg::NR, false);
+  // Whole vectors, then a scalar tail: attention's small products (50 x 24 x 50 per head) are all
+  // edge tiles, and copying them a float at a time took a third of their time.
   for (int i = 0; i < mr; ++i) {
     float* cr = c + i * ldc;
     const float* tr = tile + i * Cfg::NR;
-    if (add)
-      for (int j = 0; j < nr; ++j) cr[j] += tr[j];
-    else
-      for (int j = 0; j < nr; ++j) cr[j] = tr[j];
+    using H = typename VecOf<(W > 4 ? W / 2 : W)>::type;
+    constexpr int WH = W > 4 ? W / 2 : W;
+    int j = 0;
+    if (add) {
+      for (; j + W <= nr; j += W) storeu<V>(cr + j, loadu<V>(cr + j) + loadu<V>(tr + j));
+      if (j + WH <= nr) storeu<H>(cr + j, loadu<H>(cr + j) + loadu<H>(tr + j)), j += WH;
+      for (; j < nr; ++j) cr[j] += tr[j];
+    } else {
+      for (; j + W <= nr; j += W) storeu<V>(cr + j, loadu<V>(tr + j));
+      if (j + WH <= nr) storeu<H>(cr + j, loadu<H>(tr + j)), j += WH;
+      for (; j < nr; ++j) cr[j] = tr[j];
+    }
   }
 }
 
@@ -282,6 +294,60 @@ void small_m_cols(bool transB, int M, int K, const float* a, const float* B, int
   }
 }
 
+// C = A · B for small row-major A and B (attention's per-head products, 50 x 24 x 50): no packing.
+// A tile of MR rows x CV vectors reads its A elements as broadcasts from A's rows and its B
+// vectors straight from B's rows. Packing both operands cost more than the multiply at these sizes
+// (and every tile was an edge tile). Columns are covered by whole vectors; a last vector that would
+// pass column N starts at N - W instead, overlapping the one before, and a last row block that would
+// pass row M starts at M - MR: the overlapped outputs are computed again with the same FMAs in the
+// same order and stored with the same bits, so C is only ever overwritten (hence !accumulate).
+template <int W, int MR, int CV>
+inline void small_nopack_tile(int K, const float* __restrict A, long lda, const float* __restrict B, long ldb,
+                              float* __restrict C, long ldc, int i0, const int* j0) {
+  using V = typename VecOf<W>::type;
+  V acc[MR][CV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int c = 0; c < CV; ++c) acc[i][c] = V{};
+  const float* a = A + (long)i0 * lda;
+  for (int k = 0; k < K; ++k) {
+    V bv[CV];
+#pragma GCC unroll 4
+    for (int c = 0; c < CV; ++c) bv[c] = loadu<V>(B + (long)k * ldb + j0[c]);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[(long)i * lda + k];
+#pragma GCC unroll 4
+      for (int c = 0; c < CV; ++c) acc[i][c] += ai * bv[c];
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int c = 0; c < CV; ++c) storeu<V>(C + (long)(i0 + i) * ldc + j0[c], acc[i][c]);
+}
+
+// False (nothing done) when the shape does not suit: fewer than W columns or MR rows.
+template <int W>
+bool small_nopack(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  // 2 x MR accumulators: 24 of AVX-512's 32 registers, 12 of AVX2's 16.
+  constexpr int MR = W == 16 ? 12 : 6, CV = 2;
+  if (N < W || M < MR) return false;
+  int js[64], nv = 0;
+  for (int j = 0; j < N && nv < 64; j += W) js[nv++] = j + W <= N ? j : N - W;
+  if (nv == 64 && js[63] + W < N) return false;
+  for (int v = 0; v < nv; v += CV) {
+    const int cv = std::min(CV, nv - v);
+    for (int i0 = 0; i0 < M; i0 += MR) {
+      const int i = std::min(i0, M - MR);
+      if (cv == CV) small_nopack_tile<W, MR, CV>(K, A, lda, B, ldb, C, ldc, i, js + v);
+      else small_nopack_tile<W, MR, 1>(K, A, lda, B, ldb, C, ldc, i, js + v);
+    }
+  }
+  return true;
+}
+
 template <class Cfg>
 struct GemmDriver {
   static constexpr int MR = Cfg::MR, NR = Cfg::NR, KC = Cfg::KC, MC = Cfg::MC, NC = Cfg::NC;
@@ -325,6 +391,10 @@ struct GemmDriver {
       return;
     }
     const int nt = useful_threads(M, N, K, threads);
+    // One thread's worth of small product (B's column pairs stay in L1 across the row blocks).
+    if (!Ap && !transA && !transB && !accumulate && nt == 1 && K <= 256 && (long)M * N * K <= (1L << 20) &&
+        small_nopack<Cfg::W>(M, N, K, A, lda, B, ldb, C, ldc))
+      return;
     const int Mpad = round_up(M, MR), kc_max = std::min(KC, K);
 
     // Work items are rectangles of C: column chunks (whole NR panels, at most NC wide) times row

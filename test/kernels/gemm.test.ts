@@ -33,6 +33,12 @@ const SHAPES: GemmCase[] = [
   { M: 14, N: 32, K: 33 },
   { M: 29, N: 47, K: 31 },
   { M: 50, N: 50, K: 24 },
+  // The unpacked small-product path (gemm_impl.h small_nopack): exact tiles, and a last column
+  // vector and a last row block that overlap the ones before them.
+  { M: 50, N: 24, K: 50 },
+  { M: 12, N: 32, K: 3 },
+  { M: 13, N: 17, K: 256 },
+  { M: 100, N: 100, K: 100 },
   { M: 16, N: 784, K: 144 },
   { M: 97, N: 65, K: 300 },
   { M: 130, N: 70, K: 257 },
