@@ -213,6 +213,87 @@ void softmax_rows(const float* x, float* y, long rows, long n, bool log) {
   }
 }
 
+// The two halves of a float vector widened to doubles.
+template <int W>
+inline void widen(typename VecOf<W>::type v, typename DVecOf<W>::type& lo, typename DVecOf<W>::type& hi) {
+  using D = typename DVecOf<W>::type;
+  if constexpr (W == 16) {
+    lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), D);
+    hi = __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), D);
+  } else if constexpr (W == 8) {
+    lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), D);
+    hi = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), D);
+  } else {
+    static_assert(W == 4, "vectors of 4, 8 or 16 floats");
+    lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1), D);
+    hi = __builtin_convertvector(__builtin_shufflevector(v, v, 2, 3), D);
+  }
+}
+
+template <int W>
+inline double sum_lanes_d(typename DVecOf<W>::type d) {
+  double t = 0;
+  for (int l = 0; l < W / 2; ++l) t += d[l];
+  return t;
+}
+
+// LayerNormalization of `rows` contiguous rows of n floats: y = (x − mean)·istd·scale + bias, the
+// mean and the variance summed in double (as the scalar op does: results track onnxruntime on long
+// rows), W floats at a time; scale and bias per element or one value each (bias may be absent).
+// mean_out / istd_out (one float per row) are written when given. The scalar op ran at about a
+// nanosecond per element, half again onnxruntime's time on a ViT's 96-float rows.
+template <int W>
+void layer_norm_rows(const float* x, float* y, long rows, long n, const float* scale, bool scale_scalar,
+                     const float* bias, bool bias_scalar, float eps, float* mean_out, float* istd_out) {
+  using V = typename VecOf<W>::type;
+  using D = typename DVecOf<W>::type;
+  for (long row = 0; row < rows; ++row, x += n, y += n) {
+    D s0 = D{}, s1 = D{};
+    long i = 0;
+    for (; i + W <= n; i += W) {
+      D lo, hi;
+      widen<W>(loadu<V>(x + i), lo, hi);
+      s0 += lo;
+      s1 += hi;
+    }
+    double sum = sum_lanes_d<W>(s0 + s1);
+    for (; i < n; ++i) sum += x[i];
+    const double mean = n ? sum / n : 0.0;
+    const float m = static_cast<float>(mean);
+    // Σ (x − mean)² from float differences squared in double.
+    D v0 = D{}, v1 = D{};
+    i = 0;
+    for (; i + W <= n; i += W) {
+      D lo, hi;
+      widen<W>(loadu<V>(x + i) - m, lo, hi);
+      v0 += lo * lo;
+      v1 += hi * hi;
+    }
+    double var = sum_lanes_d<W>(v0 + v1);
+    for (; i < n; ++i) {
+      const double d = static_cast<double>(x[i] - m);
+      var += d * d;
+    }
+    var = n ? var / n : 0.0;
+    const double istd = 1.0 / std::sqrt(var + eps);
+    if (mean_out) mean_out[row] = m;
+    if (istd_out) istd_out[row] = static_cast<float>(istd);
+    const float is = static_cast<float>(istd);
+    i = 0;
+    if (!scale_scalar && bias && !bias_scalar) {
+      for (; i + W <= n; i += W)
+        storeu<V>(y + i, (loadu<V>(x + i) - m) * is * loadu<V>(scale + i) + loadu<V>(bias + i));
+      for (; i < n; ++i) y[i] = (x[i] - m) * is * scale[i] + bias[i];
+    } else {
+      for (; i < n; ++i) {
+        const float sc = scale[scale_scalar ? 0 : i];
+        const float bb = bias ? bias[bias_scalar ? 0 : i] : 0.f;
+        y[i] = (x[i] - m) * is * sc + bb;
+      }
+    }
+  }
+}
+
 // 2x2 stride-2 MaxPool without padding (floor mode: OH = H/2, OW = W/2) over `planes` planes.
 // Per output row: the two input rows are maxed vector by vector, then one shuffle pair splits the
 // even and odd columns and a last max gives L outputs. The generic pool op (ops_pool.cpp) reads

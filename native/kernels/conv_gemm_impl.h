@@ -17,6 +17,7 @@
 // semantics, MR x NR accumulators in registers) and write the tile through the epilogue: first K
 // block adds the bias, later ones accumulate into y, the last applies the clamp (Relu / Clip).
 #pragma once
+#include <cstdint>
 #include <type_traits>
 
 #include "kernels/gemm_impl.h"
@@ -208,8 +209,10 @@ void cgemm_item(const CgemmItem& it) {
   // threads: 1.4x over one thread when packing, 1.6x without).
   const bool nopack = it.img == 0 && !it.compact && (Mpad <= 64 || it.m1 - it.m0 < M);
   const int P = it.OH * it.OW;  // compact columns per image
-  float* Bp = it.work;
-  float* Cb = it.work + (size_t)it.kc_max * ldcb + W;
+  // Packed panels on a 64-byte boundary (the per-thread buffer is a std::vector, 16-byte aligned):
+  // otherwise nearly every B vector load of the micro-kernel straddles two cache lines.
+  float* Bp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(it.work) + 63) & ~uintptr_t(63));
+  float* Cb = Bp + (size_t)it.kc_max * ldcb + W;
   // Output runs of one panel: columns [jj, jj+len) go to y + yoff + m*y_row (contiguous).
   int run_jj[NR + 1], run_len[NR + 1];
   long run_off[NR + 1];

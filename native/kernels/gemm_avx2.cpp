@@ -50,6 +50,7 @@ extern const KernelTable kAvx2Table = {
     simd::add_act<Cfg::W>,
     simd::Avx2Dot::run,
     simd::max_pool_2x2<Cfg::W>,
+    simd::layer_norm_rows<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -53,6 +53,7 @@ extern const KernelTable kAvx512LogicTable = {
     simd::add_act<Cfg::W>,
     simd::Avx512Dot::run,
     simd::max_pool_2x2<Cfg::W>,
+    simd::layer_norm_rows<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -30,6 +30,11 @@ template <int W>
 struct VecOf {
   typedef float type __attribute__((vector_size(W * 4)));
 };
+// W / 2 doubles: the same register width as W floats.
+template <int W>
+struct DVecOf {
+  typedef double type __attribute__((vector_size(W * 4)));
+};
 
 // memcpy is how GCC is told "unaligned, may alias floats": it becomes a single vmovups.
 template <typename V>

@@ -121,6 +121,9 @@ struct KernelTable {
                       long ldc);
   // 2x2 stride-2 unpadded MaxPool in floor mode over `planes` planes of H x W (OH = H/2, OW = W/2).
   void (*max_pool_2x2)(const float* x, float* y, long planes, int H, int W, int OH, int OW);
+  // LayerNormalization over `rows` contiguous rows of n floats (conv_act_impl.h layer_norm_rows).
+  void (*layer_norm_rows)(const float* x, float* y, long rows, long n, const float* scale, bool scale_scalar,
+                          const float* bias, bool bias_scalar, float eps, float* mean_out, float* istd_out);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.
