@@ -409,15 +409,17 @@ struct GemmDriver {
     // ~3 items per thread, handed out dynamically; chunks stay >= 4 panels wide so the packing of A
     // (repeated per chunk) stays small next to the multiply. Items run through run_items (see
     // work_pool.h for why not an OpenMP team).
+    // Chunk c covers panels [c * np / cchunks, (c + 1) * np / cchunks): sizes differ by at most one
+    // panel. Chunks of ceil(np / cchunks) panels left the last one short (1024^2: 32 panels in
+    // 6, 6, 6, 6, 6, 2), and with contiguous shards one of two threads had 18 of the 32 panels.
     const int np = (N + NR - 1) / NR, target = nt == 1 ? 1 : 3 * nt;
     int cchunks = (N + NC - 1) / NC;
     if (nt > 1) cchunks = std::max(cchunks, std::min(target, std::max(1, np / 4)));
-    const int per_c = (np + cchunks - 1) / cchunks;
-    cchunks = (np + per_c - 1) / per_c;
+    cchunks = std::min(cchunks, np);
+    const int per_c = (np + cchunks - 1) / cchunks;  // the widest chunk
     int rchunks = 1;
-    if (nt > 1 && cchunks < target) rchunks = std::min(Mpad / MR, (target + cchunks - 1) / cchunks);
-    const int rows_per = round_up((M + rchunks - 1) / rchunks, MR);
-    rchunks = (M + rows_per - 1) / rows_per;
+    const int rpanels_all = Mpad / MR;
+    if (nt > 1 && cchunks < target) rchunks = std::min(rpanels_all, (target + cchunks - 1) / cchunks);
     const int items = cchunks * rchunks;
 
     // Several column chunks share every row of A, and each item packed its A blocks itself: with ~3
@@ -446,8 +448,10 @@ struct GemmDriver {
     auto item_work = [&](int tid, int item) {
       float* Bp = buf + per_thread * tid;
       float* Abuf = Bp + b_floats;
-      const int r0 = (item / cchunks) * rows_per, r1 = std::min(M, r0 + rows_per);
-      const int q0 = (item % cchunks) * per_c, q1 = std::min(np, q0 + per_c);
+      const int ri = item / cchunks, ci = item % cchunks;
+      const int r0 = (int)((long)ri * rpanels_all / rchunks) * MR;
+      const int r1 = std::min(M, (int)((long)(ri + 1) * rpanels_all / rchunks) * MR);
+      const int q0 = (int)((long)ci * np / cchunks), q1 = (int)((long)(ci + 1) * np / cchunks);
       for (int pc = 0; pc < K; pc += KC) {
         const int kc = std::min(KC, K - pc);
         for (int q = q0; q < q1; ++q)
