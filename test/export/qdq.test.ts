@@ -124,7 +124,12 @@ describe.each(cases)('$model W$w A$a', (c) => {
     const ref = await ortLogits(file, canonical.inputs[0].name, canonical.outputs[0].name, level);
     const r = compareLogits(ref, sim, CLASSES);
     report.push(`  ${c.model} W${c.w}A${c.a}: onnxruntime (${level}) vs simulation max|Δ|/max|logit| = ${r.maxRel.toExponential(2)}, top-1 agreement ${(100 * r.agreement).toFixed(2)}%`);
-    expect(r.agreement).toBeGreaterThanOrEqual(0.995);
+    // With the integer kernels, a near-tie code that rounds the other way changes everything after
+    // it, and which near-ties flip depends on the last bits of both sides' float sums: vit W8A8
+    // gave 100 % against packptq's scalar kernels and 99.22 % (2 of 256 images) against its AVX-512
+    // ones on the same host, and vit W3A3 moved 20 of 10 000 images (README). A wrong scale, zero
+    // point or axis moves far more than 1 %.
+    expect(r.agreement).toBeGreaterThanOrEqual(level === 'disabled' ? 0.995 : 0.99);
     expect(r.maxRel).toBeLessThanOrEqual(level === 'disabled' ? 0.02 : 0.15);
   });
 
