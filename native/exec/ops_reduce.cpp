@@ -44,9 +44,39 @@ inline double combine(double a, double b) {
     default: return a + b;
   }
 }
+// The max or min of a contiguous row in four 4-lane accumulators. Exact in float (a max or min
+// rounds nothing), and NaNs are skipped as in step<>. The scalar loop was one dependent compare
+// per element, in double: PointNet's ReduceMax over 512 points of 1024 channels took 134 us to
+// onnxruntime's 16.
+typedef float F4r __attribute__((vector_size(16)));
+template <int K>
+inline float row_extreme(const float* __restrict x, int64_t n) {
+  auto better = [](auto v, auto a) {
+    if constexpr (K == kMax) return v > a ? v : a;
+    else return v < a ? v : a;
+  };
+  float r = static_cast<float>(init<K>());
+  int64_t i = 0;
+  if (n >= 16) {
+    F4r a[4];
+    for (auto& v : a) v = F4r{} + r;
+    for (; i + 16 <= n; i += 16)
+      for (int u = 0; u < 4; ++u) {
+        F4r v;
+        std::memcpy(&v, x + i + 4 * u, sizeof v);
+        a[u] = better(v, a[u]);
+      }
+    const F4r b = better(better(a[0], a[1]), better(a[2], a[3]));
+    for (int l = 0; l < 4; ++l) r = better(b[l], r);
+  }
+  for (; i < n; ++i) r = better(x[i], r);
+  return r;
+}
+
 template <int K>
 inline double row_reduce(const float* __restrict x, int64_t n, double m) {
   if (K == kSum) return sum_f64(x, n);
+  if (K == kMax || K == kMin) return row_extreme<K>(x, n);
   double r = init<K>();
   for (int64_t i = 0; i < n; ++i) r = step<K>(r, x[i], m);
   return r;
