@@ -482,7 +482,15 @@ class GemmConv : public PreparedConv {
     // When an image group is split into column chunks (small batches), every chunk reads the whole
     // padded copy of the group: build it once per group, before the chunks, instead of once per
     // chunk (at batch 1 on two threads the six chunks built six copies, a seventh of the time).
-    const bool shared_copy = !pointwise_ && cpg * rs > 1;
+    // Output channels split over the items of one image group (batch 1, small planes): every item
+    // reads the whole padded copy. Each thread then builds its own copy, once per call, inside its
+    // first item: a shared copy needs a job of its own before the items, and its stores wait for
+    // ownership of lines the other core read in the previous call.
+    // Batch 1 on two threads, separate processes alternated: resnet20 229 -> 223 us, vgg 180 -> 176.
+    const bool private_full = !pointwise_ && groups == 1 && cpg == 1 && rs > 1;
+    const bool shared_copy = !pointwise_ && cpg * rs > 1 && !private_full;
+    ++calls_;
+    if (private_full && built_.size() < (size_t)nt) built_.resize(nt, 0);
     if (shared_copy) {
       xq_.reserve(groups, xq_floats_);
       // Fewer groups than threads (batch 1): split each group's copy by input rows as well, or one
@@ -510,6 +518,12 @@ class GemmConv : public PreparedConv {
       const float* src = x;
       if (shared_copy) {
         src = xq_.at(gi);
+      } else if (private_full) {
+        if (built_[tid] != calls_) {  // this thread's first item of the call
+          build_copy(x, n0, nvalid, xq_.at(tid), 0, s_.H);
+          built_[tid] = calls_;
+        }
+        src = xq_.at(tid);
       } else if (!pointwise_) {
         float* xq = xq_.at(tid);
         build_copy(x, n0, nvalid, xq, 0, s_.H);
@@ -600,6 +614,9 @@ class GemmConv : public PreparedConv {
   std::vector<int> col_iw0_, col_d0_;  // stride phases some tap reads (a 1x1/2 conv reads one)
   std::vector<float> wp_, b_;
   ThreadScratch work_, xq_;  // xq_: one padded copy per thread, or per image group (shared_copy)
+  // run() calls so far, and per thread the call whose input its private copy holds (private_full).
+  unsigned long calls_ = 0;
+  std::vector<unsigned long> built_;
 };
 
 }  // namespace
