@@ -136,25 +136,38 @@ void rect_sigmoid(const float* v, float* h, long n) {
   });
 }
 
+// The lower and upper halves of a vector of W floats (literal shuffles).
+template <int W>
+inline void split_halves(typename VecOf<W>::type v, typename VecOf<W / 2>::type& lo, typename VecOf<W / 2>::type& hi) {
+  static_assert(W == 4 || W == 8 || W == 16, "vectors of 4, 8 or 16 floats");
+  if constexpr (W == 16) {
+    lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  } else if constexpr (W == 8) {
+    lo = __builtin_shufflevector(v, v, 0, 1, 2, 3);
+    hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+  } else {
+    lo = __builtin_shufflevector(v, v, 0, 1);
+    hi = __builtin_shufflevector(v, v, 2, 3);
+  }
+}
+
 // The max (MAX) or the sum of the lanes of v, by halving: the upper half is combined into the
-// lower one until one lane is left (log2(W) steps, literal shuffles). A lane-by-lane scalar loop is
-// a chain of W dependent steps: on a ViT's 50-float attention rows the two reductions took most of
-// the row's time.
+// lower one until one lane is left (log2(W) steps). A lane-by-lane scalar loop is a chain of W
+// dependent steps: on a ViT's 50-float attention rows the two reductions took most of the row's
+// time.
 template <int W, bool MAX>
 inline float lanes_reduce(typename VecOf<W>::type v) {
   auto join = [](auto a, auto b) {
     if constexpr (MAX) return a > b ? a : b;
     else return a + b;
   };
-  if constexpr (W == 16) {
-    return lanes_reduce<8, MAX>(join(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
-                                     __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)));
-  } else if constexpr (W == 8) {
-    return lanes_reduce<4, MAX>(join(__builtin_shufflevector(v, v, 0, 1, 2, 3), __builtin_shufflevector(v, v, 4, 5, 6, 7)));
+  if constexpr (W == 2) {
+    return join(v[0], v[1]);
   } else {
-    static_assert(W == 4, "vectors of 4, 8 or 16 floats");
-    const auto h = join(__builtin_shufflevector(v, v, 0, 1), __builtin_shufflevector(v, v, 2, 3));
-    return join(h[0], h[1]);
+    typename VecOf<W / 2>::type lo, hi;
+    split_halves<W>(v, lo, hi);
+    return lanes_reduce<W / 2, MAX>(join(lo, hi));
   }
 }
 
@@ -217,17 +230,10 @@ void softmax_rows(const float* x, float* y, long rows, long n, bool log) {
 template <int W>
 inline void widen(typename VecOf<W>::type v, typename DVecOf<W>::type& lo, typename DVecOf<W>::type& hi) {
   using D = typename DVecOf<W>::type;
-  if constexpr (W == 16) {
-    lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), D);
-    hi = __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), D);
-  } else if constexpr (W == 8) {
-    lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), D);
-    hi = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), D);
-  } else {
-    static_assert(W == 4, "vectors of 4, 8 or 16 floats");
-    lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1), D);
-    hi = __builtin_convertvector(__builtin_shufflevector(v, v, 2, 3), D);
-  }
+  typename VecOf<W / 2>::type l, h;
+  split_halves<W>(v, l, h);
+  lo = __builtin_convertvector(l, D);
+  hi = __builtin_convertvector(h, D);
 }
 
 template <int W>

@@ -333,15 +333,16 @@ inline void small_nopack_tile(int K, const float* __restrict A, long lda, const 
     for (int c = 0; c < CV; ++c) storeu<V>(C + (long)(i0 + i) * ldc + j0[c], acc[i][c]);
 }
 
-// False (nothing done) when the shape does not suit: fewer than W columns or MR rows.
+// False (nothing done) when the shape does not suit: fewer than W columns or MR rows, or more
+// than 64 vectors of columns.
 template <int W>
 bool small_nopack(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
   // 2 x MR accumulators: 24 of AVX-512's 32 registers, 12 of AVX2's 16.
   constexpr int MR = W == 16 ? 12 : 6, CV = 2;
-  if (N < W || M < MR) return false;
-  int js[64], nv = 0;
-  for (int j = 0; j < N && nv < 64; j += W) js[nv++] = j + W <= N ? j : N - W;
-  if (nv == 64 && js[63] + W < N) return false;
+  constexpr int kMaxVectors = 64;  // column vectors per row (js below)
+  if (N < W || M < MR || N > kMaxVectors * W) return false;
+  int js[kMaxVectors], nv = 0;
+  for (int j = 0; j < N; j += W) js[nv++] = j + W <= N ? j : N - W;
   for (int v = 0; v < nv; v += CV) {
     const int cv = std::min(CV, nv - v);
     for (int i0 = 0; i0 < M; i0 += MR) {
