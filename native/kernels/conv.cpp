@@ -619,7 +619,99 @@ class GemmConv : public PreparedConv {
   std::vector<unsigned long> built_;
 };
 
+// 3x3 stride-1 convolution with pads 1 and output channels on the lanes (conv_lanes_impl.h):
+// reads the input in place, so there is no padded copy to build or share between threads. Work
+// items are equal ranges of the (image, channel group, output row) space, so batch 1 on two
+// threads splits rows as evenly as the batch-32 run splits images.
+class LanesConv : public PreparedConv {
+ public:
+  LanesConv(const KernelTable* t, const ConvShape& s, const float* w, const float* bias, const Activation& act)
+      : t_(t), s_(s), act_(act) {
+    // Two weight vectors per tap once there are channels for them: each broadcast input then
+    // feeds two FMAs (AVX-512, 64 -> 64 on 7x7: 74 % of peak with one vector, ~100 % with two).
+    // (AVX-512 only: on AVX2 the two-vector tile spills; one vector measured faster.)
+    nb_ = t_->lanes == 16 && s.M > t_->lanes ? 2 : 1;
+    G_ = nb_ * t_->lanes;
+    groups_ = (s.M + G_ - 1) / G_;
+    tiny_ = 2.0 * s.N * s.M * s.C * 9 * s.H * s.W < 1e5;  // as GemmConv: stays on the calling thread
+    update_weights(w, bias);
+  }
+  void update_weights(const float* w, const float* bias) override {
+    // Per channel group: [C][3][3][G], channels past M zero.
+    wl_.assign((size_t)groups_ * s_.C * 9 * G_, 0.f);
+    bl_.assign((size_t)groups_ * G_, 0.f);
+    for (int m = 0; m < s_.M; ++m) {
+      const int gi = m / G_, l = m % G_;
+      for (int c = 0; c < s_.C; ++c)
+        for (int k = 0; k < 9; ++k) wl_[(((size_t)gi * s_.C + c) * 9 + k) * G_ + l] = w[((size_t)m * s_.C + c) * 9 + k];
+      if (bias) bl_[(size_t)gi * G_ + l] = bias[m];
+    }
+  }
+  void run(const float* x, float* y, int threads, const float* sum) override {
+    threads = tiny_ ? 1 : std::max(1, threads);
+    const long rows = (long)s_.N * groups_ * s_.H;
+    // A few items per thread, so a thread the OS delays hands its last ones to the others.
+    const int items = (int)std::min<long>(rows, threads == 1 ? 1 : 3L * threads);
+    LanesItem it;
+    it.x = x;
+    it.w = wl_.data();
+    it.bias = bl_.data();
+    it.y = y;
+    it.sum = sum;
+    it.C = s_.C;
+    it.M = s_.M;
+    it.H = s_.H;
+    it.Wd = s_.W;
+    it.nb = nb_;
+    it.groups = groups_;
+    it.clamp = act_.clamp;
+    it.lo = act_.lo;
+    it.hi = act_.hi;
+    for_items(items, std::min(threads, items), [&](int, int i) {
+      LanesItem own = it;
+      own.r0 = rows * i / items;
+      own.r1 = rows * (i + 1) / items;
+      t_->lanes_item(own);
+    });
+  }
+
+ private:
+  const KernelTable* t_;
+  ConvShape s_;
+  Activation act_;
+  int nb_ = 1, G_ = 1, groups_ = 1;
+  bool tiny_ = false;
+  std::vector<float> wl_, bl_;
+};
+
+// Whether a conv takes LanesConv: the shape it handles, and not forced elsewhere (a forced GEMM
+// column form, ConvShape::algorithm, or PACKPTQ_CONV_ALGORITHM=gemm for whole models).
+bool use_lanes(const ConvShape& s, int lanes) {
+  if (!(s.group == 1 && s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
+        s.dil_w == 1 && s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1))
+    return false;
+  if (s.columns != 0) return false;
+  int forced = s.algorithm;
+  if (forced == 0) {
+    const char* e = std::getenv("PACKPTQ_CONV_ALGORITHM");
+    forced = e == nullptr || *e == 0 ? 0 : conv_algorithm_code(e);
+    if (forced < 0)
+      fail(ErrorCode::BadOption, std::string("PACKPTQ_CONV_ALGORITHM must be \"auto\", \"gemm\" or \"lanes\", got \"") + e + "\"");
+  }
+  // Chosen by itself only on AVX-512 (AVX-512, Zen 5, resnet20 and vgg batch 1 and 32: 1.2-1.4x
+  // faster than the GEMM conv). AVX2's 16 registers hold a tile of at most 12 positions beside the
+  // weights, and there it measured 4-12 % slower than the GEMM conv, so it is taken only when forced.
+  return forced == 2 || (forced == 0 && lanes == 16);
+}
+
 }  // namespace
+
+int conv_algorithm_code(const char* name) {
+  if (std::strcmp(name, "auto") == 0) return 0;
+  if (std::strcmp(name, "gemm") == 0) return 1;
+  if (std::strcmp(name, "lanes") == 0) return 2;
+  return -1;
+}
 
 int conv_columns_code(const char* name) {
   if (std::strcmp(name, "auto") == 0) return 0;
@@ -638,6 +730,7 @@ std::unique_ptr<PreparedConv> prepare_conv_variant(KernelVariant v, const ConvSh
   // stem with M = 16) the im2col GEMM reuses each loaded input across the whole register tile and
   // measured 4x faster.
   if (s.C == s.group && s.M / s.group < 4) return std::make_unique<DirectConv>(t, s, w, bias, act);
+  if (use_lanes(s, t->lanes)) return std::make_unique<LanesConv>(t, s, w, bias, act);
   return std::make_unique<GemmConv>(t, s, w, bias, act);
 }
 

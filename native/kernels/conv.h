@@ -22,6 +22,10 @@ struct ConvShape {
   // Column form of the GEMM conv (conv.cpp use_compact_columns): 0 chooses (or follows
   // PACKPTQ_CONV_COLUMNS), 1 padded super rows, 2 compact valid positions. Tests force each.
   int columns = 0;
+  // Algorithm for 3x3 stride-1 convs with pads 1 (conv.cpp use_lanes): 0 chooses (or follows
+  // PACKPTQ_CONV_ALGORITHM), 1 the GEMM conv, 2 output channels on lanes. A forced column form
+  // implies the GEMM conv. Shapes the lanes conv does not take always run the GEMM (or depthwise) one.
+  int algorithm = 0;
   int OH() const { return (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1; }
   int OW() const { return (W + pad_left + pad_right - dil_w * (KW - 1) - 1) / stride_w + 1; }
 };
@@ -43,6 +47,8 @@ struct Activation {
 
 // ConvShape::columns from its name: "auto" 0, "padded" 1, "compact" 2; -1 for anything else.
 int conv_columns_code(const char* name);
+// ConvShape::algorithm from its name: "auto" 0, "gemm" 1, "lanes" 2; -1 for anything else.
+int conv_algorithm_code(const char* name);
 
 // One call, no preparation: the reference path and the one benchmarks use for "unprepared" numbers.
 void conv2d(Isa isa, const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int threads);

@@ -4,6 +4,7 @@
 #include "kernels/conv_act_impl.h"
 #include "kernels/conv_gemm_impl.h"
 #include "kernels/conv_impl.h"
+#include "kernels/conv_lanes_impl.h"
 #include "kernels/dot_windows_impl.h"
 #include "kernels/dw_chan_impl.h"
 #include "kernels/gemm_impl.h"
@@ -51,6 +52,7 @@ extern const KernelTable kAvx2Table = {
     simd::Avx2Dot::run,
     simd::max_pool_2x2<Cfg::W>,
     simd::layer_norm_rows<Cfg::W>,
+    simd::lanes_item<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -53,6 +53,24 @@ struct DwcPlan {
   const int* tap_pos;    // [taps] offset of tap (kh, kw) from there
 };
 
+// One work item of the lanes conv (conv_lanes_impl.h): a 3x3 stride-1 convolution with pads 1, no
+// dilation and one group, output rows [r0, r1) of the row space r = (n * groups + g) * H + oy over
+// images n, channel groups g of nb * lanes output channels and output rows oy. w holds, per group,
+// [C][3][3][nb * lanes] (channels past M zero); bias [groups * nb * lanes]; sum (optional) is
+// shaped like y and added before the clamp.
+struct LanesItem {
+  const float* x;
+  const float* w;
+  const float* bias;
+  float* y;
+  const float* sum;
+  int C, M, H, Wd;  // input channels, output channels, plane height and width (input = output)
+  int nb, groups;
+  long r0, r1;
+  bool clamp;
+  float lo, hi;
+};
+
 // One work item of the convolution GEMM (conv_gemm_impl.h): output columns [c0, c1) of a column
 // space j = oh*SR + n*Ws + ow (images side by side), all M rows of one group.
 struct CgemmItem {
@@ -124,6 +142,8 @@ struct KernelTable {
   // LayerNormalization over `rows` contiguous rows of n floats (conv_act_impl.h layer_norm_rows).
   void (*layer_norm_rows)(const float* x, float* y, long rows, long n, const float* scale, bool scale_scalar,
                           const float* bias, bool bias_scalar, float eps, float* mean_out, float* istd_out);
+  // 3x3 stride-1 "same" convolution with output channels on the lanes (conv_lanes_impl.h).
+  void (*lanes_item)(const LanesItem& item);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

@@ -210,6 +210,11 @@ ConvShape shape_arg(const Napi::Value& v) {
     s.columns = cols.IsString() ? conv_columns_code(cols.As<Napi::String>().Utf8Value().c_str()) : -1;
     if (s.columns < 0) expected("\"auto\", \"padded\" or \"compact\"", "shape.columns", cols);
   }
+  const Napi::Value algo = o.Get("algorithm");
+  if (!algo.IsUndefined()) {
+    s.algorithm = algo.IsString() ? conv_algorithm_code(algo.As<Napi::String>().Utf8Value().c_str()) : -1;
+    if (s.algorithm < 0) expected("\"auto\", \"gemm\" or \"lanes\"", "shape.algorithm", algo);
+  }
   validate_conv_shape(s);
   return s;
 }

@@ -244,6 +244,81 @@ describe.each(['padded', 'compact'])('conv columns forced %s', (columns) => {
   });
 });
 
+// The lanes conv (conv_lanes_impl.h: 3x3 stride 1 pads 1, output channels on the vector lanes,
+// chosen by itself on AVX-512): forced on every SIMD variant (AVX2 takes it only when forced), on 1
+// and 2 threads. The sweep reaches its tile logic: rows of 1..3 positions (both padding columns in
+// one tile), one tile per row up to 16 positions, rows cut into 2-4 tiles of unequal widths (17,
+// 31, 33, 45, 75), heights 1 and 2 (kernel rows skipped at both image edges in one output row),
+// output channels 1, 5, 17, 33, 70 (partial lane groups, the second weight vector of a two-vector
+// group partly or wholly past M), a single input channel, 64 input channels, batches of 3 (work
+// items crossing images and channel groups), and shapes over a megaflop so two threads split them.
+const LANES_CASES: [string, Shape][] = [
+  ['1x1 plane, M=5', { N: 2, C: 3, H: 1, W: 1, M: 5, KH: 3, KW: 3 }],
+  ['2x3 plane, M=17', { N: 1, C: 4, H: 2, W: 3, M: 17, KH: 3, KW: 3 }],
+  ['one row of 7, M=33', { N: 2, C: 6, H: 1, W: 7, M: 33, KH: 3, KW: 3 }],
+  ['7x7, M=70, batch 3', { N: 3, C: 12, H: 7, W: 7, M: 70, KH: 3, KW: 3 }],
+  ['14x14, 64 in, 64 out', { N: 1, C: 64, H: 14, W: 14, M: 64, KH: 3, KW: 3 }],
+  ['16 wide, M=16', { N: 1, C: 8, H: 5, W: 16, M: 16, KH: 3, KW: 3 }],
+  ['17 wide (tiles 8 + 9), M=1', { N: 2, C: 5, H: 4, W: 17, M: 1, KH: 3, KW: 3 }],
+  ['28x28, one input channel, M=16', { N: 2, C: 1, H: 28, W: 28, M: 16, KH: 3, KW: 3 }],
+  ['28x28, 16 in, 16 out, batch 1', { N: 1, C: 16, H: 28, W: 28, M: 16, KH: 3, KW: 3 }],
+  ['31 wide, M=32', { N: 1, C: 7, H: 9, W: 31, M: 32, KH: 3, KW: 3 }],
+  ['33 wide, M=20', { N: 1, C: 9, H: 6, W: 33, M: 20, KH: 3, KW: 3 }],
+  ['45 wide, batch 3, M=40', { N: 3, C: 10, H: 11, W: 45, M: 40, KH: 3, KW: 3 }],
+  ['75 wide, 2 rows, M=9', { N: 1, C: 3, H: 2, W: 75, M: 9, KH: 3, KW: 3 }],
+].map(([label, sh]) => [label as string, { ...(sh as Shape), padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }]);
+
+describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
+  const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
+  const programIsas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name);  // Programs take real ISAs
+  test.each(LANES_CASES)('%s', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 59 + s.M * 3 + s.W);
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
+    const ref = conv('scalar', s, o.x, o.w, o.bias, 1);
+    const refNoBias = conv('scalar', s, o.x, o.w, null, 1);
+    const problems: string[] = [];
+    for (const isa of isas)
+      for (const threads of [1, 2]) {
+        for (const [bias, want] of [[o.bias, ref], [null, refNoBias]] as const) {
+          const p = kernels.prepareConv(isa, { ...s, algorithm: 'lanes' }, o.w, bias);
+          const y = new Float32Array(o.ySize).fill(NaN);
+          p.run(o.x, y, threads);
+          const bad = firstBad(y, want, mag, bias, s);
+          if (bad) problems.push(`${isa} threads=${threads} bias=${bias !== null}: ${bad}`);
+        }
+      }
+    expect(problems).toEqual([]);
+  });
+
+  // The fused residual and activations, in a one-op Program: act(conv + bias + sum).
+  test.each(LANES_CASES.filter(([, sh]) => [1, 7, 17, 28, 45].includes(sh.W)))('%s, with a residual and Relu / Clip', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 43 + s.M);
+    const sum = randomArray(o.ySize, rng(s.M * 11 + 5));
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
+    const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
+    const problems: string[] = [];
+    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
+      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
+      for (const isa of programIsas)
+        for (const threads of [1, 2]) {
+          const got = convProgram(s, o.w, o.bias, { ...attrs, algorithm: 'lanes' }, isa, threads, true).runSync([o.x, sum])[0];
+          const bad = firstBad(got, ref, mag, o.bias, s);
+          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
+        }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  test('the algorithm name is checked', () => {
+    const s = full(LANES_CASES[0][1]);
+    const o = operands(s, 2);
+    expect(() => kernels.prepareConv('avx2', { ...s, algorithm: 'winograd' }, o.w, o.bias)).toThrow(/"auto", "gemm" or "lanes" for shape.algorithm/);
+    expect(() => convProgram(s, o.w, o.bias, { algorithm: 'winograd' }, 'avx2', 1)).toThrow(/algorithm must be "auto", "gemm" or "lanes", got "winograd"/);
+  });
+});
+
 describe('conv2d argument checking', () => {
   const s = full({ N: 1, C: 4, H: 5, W: 5, M: 6, KH: 3, KW: 3, group: 2 });
   const x = new Float32Array(100), w = new Float32Array(6 * 2 * 9), y = new Float32Array(6 * 9);
