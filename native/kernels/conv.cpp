@@ -4,6 +4,9 @@
 //               the channels-on-lanes kernel of dw_chan_impl.h (dwc_group) over `lanes` output
 //               channels at a time, otherwise the flattened phase-plane kernel of conv_impl.h
 //               (dw2_plane) per (image, input channel) plane.
+//   LanesConv   3x3 stride-1 pads-1 convs, and 1x1 ones on small planes, one group: output
+//               channels on the lanes, the input read in place (conv_lanes_impl.h); AVX-512 only
+//               unless forced (use_lanes).
 //   GemmConv    everything else: y_g[Mg, positions] = w_g[Mg, Kg] · B, B panels packed straight
 //               from the input (conv_gemm_impl.h), several small images per GEMM, bias and the
 //               fused activation applied as the tiles are written.
@@ -619,10 +622,10 @@ class GemmConv : public PreparedConv {
   std::vector<unsigned long> built_;
 };
 
-// 3x3 stride-1 convolution with pads 1 and output channels on the lanes (conv_lanes_impl.h):
-// reads the input in place, so there is no padded copy to build or share between threads. Work
-// items are equal ranges of the (image, channel group, output row) space, so batch 1 on two
-// threads splits rows as evenly as the batch-32 run splits images.
+// 3x3 stride-1 convolution with pads 1, or 1x1 stride-1 without padding, with output channels on
+// the lanes (conv_lanes_impl.h): reads the input in place, so there is no padded copy to build or
+// share between threads. Work items are equal ranges of the (image, channel group, row) space, so
+// batch 1 on two threads splits rows as evenly as the batch-32 run splits images.
 class LanesConv : public PreparedConv {
  public:
   LanesConv(const KernelTable* t, const ConvShape& s, const float* w, const float* bias, const Activation& act)
@@ -633,23 +636,25 @@ class LanesConv : public PreparedConv {
     nb_ = t_->lanes == 16 && s.M > t_->lanes ? 2 : 1;
     G_ = nb_ * t_->lanes;
     groups_ = (s.M + G_ - 1) / G_;
-    tiny_ = 2.0 * s.N * s.M * s.C * 9 * s.H * s.W < 1e5;  // as GemmConv: stays on the calling thread
+    taps_ = s.KH * s.KW;
+    tiny_ = 2.0 * s.N * s.M * s.C * taps_ * s.H * s.W < 1e5;  // as GemmConv: stays on the calling thread
     update_weights(w, bias);
   }
   void update_weights(const float* w, const float* bias) override {
-    // Per channel group: [C][3][3][G], channels past M zero.
-    wl_.assign((size_t)groups_ * s_.C * 9 * G_, 0.f);
+    // Per channel group: [C][taps][G], channels past M zero.
+    const int T = taps_;
+    wl_.assign((size_t)groups_ * s_.C * T * G_, 0.f);
     bl_.assign((size_t)groups_ * G_, 0.f);
     for (int m = 0; m < s_.M; ++m) {
       const int gi = m / G_, l = m % G_;
       for (int c = 0; c < s_.C; ++c)
-        for (int k = 0; k < 9; ++k) wl_[(((size_t)gi * s_.C + c) * 9 + k) * G_ + l] = w[((size_t)m * s_.C + c) * 9 + k];
+        for (int k = 0; k < T; ++k) wl_[(((size_t)gi * s_.C + c) * T + k) * G_ + l] = w[((size_t)m * s_.C + c) * T + k];
       if (bias) bl_[(size_t)gi * G_ + l] = bias[m];
     }
   }
   void run(const float* x, float* y, int threads, const float* sum) override {
     threads = tiny_ ? 1 : std::max(1, threads);
-    const long rows = (long)s_.N * groups_ * s_.H;
+    const long rows = (long)s_.N * groups_ * t_->lanes_rows(taps_, nb_, s_.H, s_.W);
     // A few items per thread, so a thread the OS delays hands its last ones to the others.
     const int items = (int)std::min<long>(rows, threads == 1 ? 1 : 3L * threads);
     LanesItem it;
@@ -662,6 +667,7 @@ class LanesConv : public PreparedConv {
     it.M = s_.M;
     it.H = s_.H;
     it.Wd = s_.W;
+    it.taps = taps_;
     it.nb = nb_;
     it.groups = groups_;
     it.clamp = act_.clamp;
@@ -679,7 +685,7 @@ class LanesConv : public PreparedConv {
   const KernelTable* t_;
   ConvShape s_;
   Activation act_;
-  int nb_ = 1, G_ = 1, groups_ = 1;
+  int taps_ = 9, nb_ = 1, G_ = 1, groups_ = 1;
   bool tiny_ = false;
   std::vector<float> wl_, bl_;
 };
@@ -687,9 +693,11 @@ class LanesConv : public PreparedConv {
 // Whether a conv takes LanesConv: the shape it handles, and not forced elsewhere (a forced GEMM
 // column form, ConvShape::algorithm, or PACKPTQ_CONV_ALGORITHM=gemm for whole models).
 bool use_lanes(const ConvShape& s, int lanes) {
-  if (!(s.group == 1 && s.KH == 3 && s.KW == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 &&
-        s.dil_w == 1 && s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1))
-    return false;
+  const bool unit = s.group == 1 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1;
+  const int p = s.KH == 3 && s.KW == 3 ? 1 : 0;
+  const bool same = s.pad_top == p && s.pad_left == p && s.pad_bottom == p && s.pad_right == p;
+  const bool pointwise = s.KH == 1 && s.KW == 1;
+  if (!unit || !same || !(p == 1 || pointwise)) return false;
   if (s.columns != 0) return false;
   int forced = s.algorithm;
   if (forced == 0) {
@@ -698,10 +706,18 @@ bool use_lanes(const ConvShape& s, int lanes) {
     if (forced < 0)
       fail(ErrorCode::BadOption, std::string("PACKPTQ_CONV_ALGORITHM must be \"auto\", \"gemm\" or \"lanes\", got \"") + e + "\"");
   }
-  // Chosen by itself only on AVX-512 (AVX-512, Zen 5, resnet20 and vgg batch 1 and 32: 1.2-1.4x
-  // faster than the GEMM conv). AVX2's 16 registers hold a tile of at most 12 positions beside the
+  if (forced != 0) return forced == 2;
+  // By itself only on AVX-512 (AVX-512, Zen 5, resnet20 and vgg batch 1 and 32: 1.2-1.4x faster
+  // than the GEMM conv). AVX2's 16 registers hold a tile of at most 12 positions beside the
   // weights, and there it measured 4-12 % slower than the GEMM conv, so it is taken only when forced.
-  return forced == 2 || (forced == 0 && lanes == 16);
+  if (lanes != 16) return false;
+  // 1x1 only where the GEMM conv's 32-wide column panels are badly filled: a batch-1 7x7 plane is
+  // 49 of 64 computed columns. There the transposes back to NCHW (one per 12-14 positions and 32
+  // channels, with no tap reuse to spread them over) cost less than the waste: mobilenetv2 batch 1
+  // one thread 233 -> 215 us, two threads 171-180 -> 146-151, batch 2 on two threads 288 -> 258.
+  // At batch 32 the GEMM puts the images side by side and won (7.33 vs 7.52 ms), and on 14x14
+  // planes it won at batch 1 too (215 vs 225 us with them).
+  return !pointwise || (s.H * s.W <= 64 && (long)s.N * s.H * s.W <= 128);
 }
 
 }  // namespace

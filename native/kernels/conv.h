@@ -22,9 +22,10 @@ struct ConvShape {
   // Column form of the GEMM conv (conv.cpp use_compact_columns): 0 chooses (or follows
   // PACKPTQ_CONV_COLUMNS), 1 padded super rows, 2 compact valid positions. Tests force each.
   int columns = 0;
-  // Algorithm for 3x3 stride-1 convs with pads 1 (conv.cpp use_lanes): 0 chooses (or follows
-  // PACKPTQ_CONV_ALGORITHM), 1 the GEMM conv, 2 output channels on lanes. A forced column form
-  // implies the GEMM conv. Shapes the lanes conv does not take always run the GEMM (or depthwise) one.
+  // Algorithm for 3x3 stride-1 convs with pads 1 and 1x1 stride-1 unpadded ones (conv.cpp
+  // use_lanes): 0 chooses (or follows PACKPTQ_CONV_ALGORITHM), 1 the GEMM conv, 2 output channels
+  // on lanes. A forced column form implies the GEMM conv. Shapes the lanes conv does not take always
+  // run the GEMM (or depthwise) one.
   int algorithm = 0;
   int OH() const { return (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1; }
   int OW() const { return (W + pad_left + pad_right - dil_w * (KW - 1) - 1) / stride_w + 1; }

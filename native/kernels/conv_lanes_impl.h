@@ -1,5 +1,6 @@
 // 3x3 stride-1 "same" convolution (pads 1, dilation 1, one group) with the output channels on the
-// vector lanes, reading the NCHW input in place and writing NCHW output.
+// vector lanes, reading the NCHW input in place and writing NCHW output; and the same for 1x1
+// stride-1 convs on small planes (see lanes_tile_1x1 and conv.cpp use_lanes).
 //
 // Why: the GEMM conv (conv_gemm_impl.h) puts output positions on the lanes, so it first builds a
 // zero-padded copy of the input and computes the gap columns between rows for nothing; at batch 1
@@ -87,6 +88,33 @@ struct LanesTileArgs {
   float lo, hi;
 };
 
+// The tile's NB*W channels x P positions (from plane offset `at`) to y: W x W transposes, then
+// per channel the residual, the clamp and one (masked) store of its P outputs.
+template <int W, int NB, int P>
+inline void lanes_store(const LanesTileArgs& a, typename VecOf<W>::type (&acc)[NB][P], long at) {
+  using V = typename VecOf<W>::type;
+#pragma GCC unroll 1
+  for (int b = 0; b < NB; ++b) {
+    const int nl = std::min(W, a.nout - b * W);
+    if (nl <= 0) break;
+#pragma GCC unroll 2
+    for (int q0 = 0; q0 < P; q0 += W) {
+      const int n = std::min(W, P - q0);
+      V r[W];
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i) r[i] = q0 + i < P ? acc[b][q0 + i] : V{};
+      transpose_block<W>(r);
+      for (int l = 0; l < nl; ++l) {
+        const long off = (long)(b * W + l) * a.HW + at + q0;
+        V v = r[l];
+        if (a.sum) v += load_first<W>(a.sum + off, n);
+        if (a.clamp) v = clamp_v<W>(v, a.lo, a.hi);
+        store_first<W>(a.y + off, v, n);
+      }
+    }
+  }
+}
+
 // Output row oy, positions [ox0, ox0 + P). L: ox0 = 0 (column -1 is padding); R: the row's last
 // tile (column Wd is padding).
 template <int W, int NB, int P, bool L, bool R>
@@ -125,39 +153,49 @@ void lanes_tile(const LanesTileArgs& a, int oy, int ox0) {
       }
     }
   }
-  const long at = (long)oy * a.Wd + ox0;
-#pragma GCC unroll 1
+  lanes_store<W, NB, P>(a, acc, (long)oy * a.Wd + ox0);
+}
+
+// 1x1 (stride 1, no padding) over the flattened plane: positions [p0, p0 + P) (the `oy` argument
+// is unused). Each broadcast input feeds the NB weight vectors of its channel.
+template <int W, int NB, int P>
+void lanes_tile_1x1(const LanesTileArgs& a, int, int p0) {
+  using V = typename VecOf<W>::type;
+  constexpr int G = NB * W;
+  V acc[NB][P];
+#pragma GCC unroll 4
   for (int b = 0; b < NB; ++b) {
-    const int nl = std::min(W, a.nout - b * W);
-    if (nl <= 0) break;
-#pragma GCC unroll 2
-    for (int q0 = 0; q0 < P; q0 += W) {
-      const int n = std::min(W, P - q0);
-      V r[W];
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) r[i] = q0 + i < P ? acc[b][q0 + i] : V{};
-      transpose_block<W>(r);
-      for (int l = 0; l < nl; ++l) {
-        const long off = (long)(b * W + l) * a.HW + at + q0;
-        V v = r[l];
-        if (a.sum) v += load_first<W>(a.sum + off, n);
-        if (a.clamp) v = clamp_v<W>(v, a.lo, a.hi);
-        store_first<W>(a.y + off, v, n);
-      }
+    const V bv = loadu<V>(a.bias + b * W);
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p) acc[b][p] = bv;
+  }
+  for (int c = 0; c < a.C; ++c) {
+    const float* row = a.x + c * a.HW + p0;
+    V wv[NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) wv[b] = loadu<V>(a.w + (long)c * G + b * W);
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p) {
+      const V xv = V{} + row[p];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[b][p] += xv * wv[b];
     }
   }
+  lanes_store<W, NB, P>(a, acc, p0);
 }
 
 typedef void (*LanesTileFn)(const LanesTileArgs&, int, int);
 
-// tiles[NB - 1][P][L][R] for P in 1 .. lanes_max_p<W, NB>.
+// fn[NB - 1][P][L][R] (3x3) and fn1[NB - 1][P] (1x1) for P in 1 .. lanes_max_p<W, NB>.
 template <int W>
 struct LanesTiles {
   static constexpr int kMaxP = lanes_max_p<W, 1>() > lanes_max_p<W, 2>() ? lanes_max_p<W, 1>() : lanes_max_p<W, 2>();
   LanesTileFn fn[2][kMaxP + 1][2][2] = {};
+  LanesTileFn fn1[2][kMaxP + 1] = {};  // 1x1
   template <int NB, int P>
   void fill() {
     if constexpr (P <= lanes_max_p<W, NB>()) {
+      fn1[NB - 1][P] = lanes_tile_1x1<W, NB, P>;
       fn[NB - 1][P][0][0] = lanes_tile<W, NB, P, false, false>;
       fn[NB - 1][P][0][1] = lanes_tile<W, NB, P, false, true>;
       fn[NB - 1][P][1][0] = lanes_tile<W, NB, P, true, false>;
@@ -171,39 +209,54 @@ struct LanesTiles {
   }
 };
 
-// One work item (contract in variants.h LanesItem): output rows [r0, r1) of the space
-// (image, channel group, row), each row cut into the fewest tiles of at most lanes_max_p
-// positions, as equal as whole positions allow (28 -> 14 + 14, 32 -> 11 + 11 + 10).
+// One work item (contract in variants.h LanesItem): rows [r0, r1) of the space (image, channel
+// group, row). 3x3: a row is an output row, cut into the fewest tiles of at most lanes_max_p
+// positions, as equal as whole positions allow (28 -> 14 + 14, 32 -> 11 + 11 + 10). 1x1: the plane
+// is flattened and cut the same way, and a "row" is one such tile (49 -> 12 + 12 + 12 + 13), so
+// batch-1 work still splits finely.
+template <int W>
+int lanes_rows(int taps, int nb, int H, int Wd) {
+  const int pmax = nb == 1 ? lanes_max_p<W, 1>() : lanes_max_p<W, 2>();
+  return taps == 1 ? (int)(((long)H * Wd + pmax - 1) / pmax) : H;
+}
+
 template <int W>
 void lanes_item(const LanesItem& it) {
   static const LanesTiles<W> tiles;
-  const int NB = it.nb, G = NB * W, OH = it.H, OW = it.Wd;
+  const int NB = it.nb, G = NB * W;
   const int pmax = NB == 1 ? lanes_max_p<W, 1>() : lanes_max_p<W, 2>();
-  const int T = (OW + pmax - 1) / pmax;
-  const long HW = (long)OH * OW;
+  const long HW = (long)it.H * it.Wd;
+  const bool pw = it.taps == 1;
+  const int rows = lanes_rows<W>(it.taps, NB, it.H, it.Wd);
+  const int T = pw ? 1 : (it.Wd + pmax - 1) / pmax;            // tiles per row
   LanesTileArgs a;
   a.HW = HW;
   a.C = it.C;
-  a.H = OH;
-  a.Wd = OW;
+  a.H = it.H;
+  a.Wd = it.Wd;
   a.clamp = it.clamp;
   a.lo = it.lo;
   a.hi = it.hi;
   for (long r = it.r0; r < it.r1;) {
-    const long plane = r / OH;  // image * groups + group
+    const long plane = r / rows;  // image * groups + group
     const int n = (int)(plane / it.groups), g = (int)(plane % it.groups);
-    const long end = std::min(it.r1, (plane + 1) * OH);
+    const long end = std::min(it.r1, (plane + 1) * rows);
     a.x = it.x + (long)n * it.C * HW;
-    a.w = it.w + (long)g * it.C * 9 * G;
+    a.w = it.w + (long)g * it.C * it.taps * G;
     a.bias = it.bias + (long)g * G;
     const long yoff = ((long)n * it.M + (long)g * G) * HW;
     a.y = it.y + yoff;
     a.sum = it.sum ? it.sum + yoff : nullptr;
     a.nout = std::min(G, it.M - g * G);
     for (; r < end; ++r) {
-      const int oy = (int)(r - plane * OH);
+      const int oy = (int)(r - plane * rows);
+      if (pw) {
+        const int p0 = (int)(HW * oy / rows), P = (int)(HW * (oy + 1) / rows) - p0;
+        tiles.fn1[NB - 1][P](a, 0, p0);
+        continue;
+      }
       for (int t = 0; t < T; ++t) {
-        const int ox0 = (int)((long)t * OW / T), P = (int)((long)(t + 1) * OW / T) - ox0;
+        const int ox0 = (int)((long)t * it.Wd / T), P = (int)((long)(t + 1) * it.Wd / T) - ox0;
         tiles.fn[NB - 1][P][t == 0][t == T - 1](a, oy, ox0);
       }
     }

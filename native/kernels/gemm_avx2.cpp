@@ -53,6 +53,7 @@ extern const KernelTable kAvx2Table = {
     simd::max_pool_2x2<Cfg::W>,
     simd::layer_norm_rows<Cfg::W>,
     simd::lanes_item<Cfg::W>,
+    simd::lanes_rows<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -53,11 +53,12 @@ struct DwcPlan {
   const int* tap_pos;    // [taps] offset of tap (kh, kw) from there
 };
 
-// One work item of the lanes conv (conv_lanes_impl.h): a 3x3 stride-1 convolution with pads 1, no
-// dilation and one group, output rows [r0, r1) of the row space r = (n * groups + g) * H + oy over
-// images n, channel groups g of nb * lanes output channels and output rows oy. w holds, per group,
-// [C][3][3][nb * lanes] (channels past M zero); bias [groups * nb * lanes]; sum (optional) is
-// shaped like y and added before the clamp.
+// One work item of the lanes conv (conv_lanes_impl.h): a 3x3 stride-1 convolution with pads 1, or
+// a 1x1 stride-1 one without padding (taps 9 or 1), no dilation, one group; rows [r0, r1) of the
+// space r = (n * groups + g) * R + row over images n, channel groups g of nb * lanes output
+// channels and R rows per plane (lanes_rows: the output rows, or for 1x1 the tiles of the
+// flattened plane). w holds, per group, [C][taps][nb * lanes] (channels past M zero); bias
+// [groups * nb * lanes]; sum (optional) is shaped like y and added before the clamp.
 struct LanesItem {
   const float* x;
   const float* w;
@@ -65,7 +66,7 @@ struct LanesItem {
   float* y;
   const float* sum;
   int C, M, H, Wd;  // input channels, output channels, plane height and width (input = output)
-  int nb, groups;
+  int taps, nb, groups;
   long r0, r1;
   bool clamp;
   float lo, hi;
@@ -144,6 +145,7 @@ struct KernelTable {
                           const float* bias, bool bias_scalar, float eps, float* mean_out, float* istd_out);
   // 3x3 stride-1 "same" convolution with output channels on the lanes (conv_lanes_impl.h).
   void (*lanes_item)(const LanesItem& item);
+  int (*lanes_rows)(int taps, int nb, int H, int W);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

@@ -244,7 +244,7 @@ describe.each(['padded', 'compact'])('conv columns forced %s', (columns) => {
   });
 });
 
-// The lanes conv (conv_lanes_impl.h: 3x3 stride 1 pads 1, output channels on the vector lanes,
+// The lanes conv (conv_lanes_impl.h: 3x3 stride 1 pads 1 and 1x1, output channels on the lanes,
 // chosen by itself on AVX-512): forced on every SIMD variant (AVX2 takes it only when forced), on 1
 // and 2 threads. The sweep reaches its tile logic: rows of 1..3 positions (both padding columns in
 // one tile), one tile per row up to 16 positions, rows cut into 2-4 tiles of unequal widths (17,
@@ -267,6 +267,16 @@ const LANES_CASES: [string, Shape][] = [
   ['45 wide, batch 3, M=40', { N: 3, C: 10, H: 11, W: 45, M: 40, KH: 3, KW: 3 }],
   ['75 wide, 2 rows, M=9', { N: 1, C: 3, H: 2, W: 75, M: 9, KH: 3, KW: 3 }],
 ].map(([label, sh]) => [label as string, { ...(sh as Shape), padTop: 1, padLeft: 1, padBottom: 1, padRight: 1 }]);
+// 1x1: the plane flattened and cut into tiles (1, 5, 17 = 8 + 9 with one weight vector, 49 =
+// 12 + 12 + 12 + 13 with two, 196), chosen by itself on AVX-512 for batch-1 7x7 planes.
+LANES_CASES.push(...([
+  ['1x1 on one position, M=5', { N: 2, C: 3, H: 1, W: 1, M: 5, KH: 1, KW: 1 }],
+  ['1x1 on 5 positions, M=33', { N: 1, C: 6, H: 1, W: 5, M: 33, KH: 1, KW: 1 }],
+  ['1x1 on 17 positions, M=16, batch 3', { N: 3, C: 9, H: 1, W: 17, M: 16, KH: 1, KW: 1 }],
+  ['1x1 7x7, 384 in, 96 out (mobilenetv2 projection)', { N: 1, C: 384, H: 7, W: 7, M: 96, KH: 1, KW: 1 }],
+  ['1x1 7x7, 64 in, 70 out, batch 2', { N: 2, C: 64, H: 7, W: 7, M: 70, KH: 1, KW: 1 }],
+  ['1x1 14x14, one input channel, M=20', { N: 1, C: 1, H: 14, W: 14, M: 20, KH: 1, KW: 1 }],
+] as [string, Shape][]));
 
 describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
   const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
