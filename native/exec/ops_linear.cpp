@@ -57,7 +57,7 @@ class ConvOp : public Op {
     // Internal attribute (tests): the 3x3 algorithm, see ConvShape::algorithm.
     const std::string algo = in.attrs.s("algorithm", "auto");
     s_.algorithm = conv_algorithm_code(algo.c_str());
-    if (s_.algorithm < 0) in.fail_unsupported("algorithm must be \"auto\", \"gemm\" or \"lanes\", got \"" + algo + "\"");
+    if (s_.algorithm < 0) in.fail_unsupported("algorithm must be \"auto\", \"gemm\", \"lanes\" or \"rows\", got \"" + algo + "\"");
     if (s_.group < 1 || s_.C % s_.group || s_.M % s_.group || w[1] != s_.C / s_.group)
       in.fail_shape("input " + shape_str(x) + " and weight " + shape_str(w) + " do not fit group " + std::to_string(s_.group));
     if (s_.stride_h < 1 || s_.stride_w < 1 || s_.dil_h < 1 || s_.dil_w < 1) in.fail_shape("strides and dilations must be >= 1");

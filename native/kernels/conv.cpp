@@ -1,6 +1,7 @@
 // Convolution dispatch and the generic (no -march) parts: shape validation, the naive scalar
 // reference, and the two SIMD strategies, which reach vector code only through a KernelTable:
-//   DirectConv  one input channel per group and few outputs each (depthwise): on small planes
+//   DirectConv  one input channel per group and few outputs each (depthwise): narrow 3x3
+//               stride-2 layers take the row kernel of dw_s2_impl.h (AVX-512); on small planes
 //               the channels-on-lanes kernel of dw_chan_impl.h (dwc_group) over `lanes` output
 //               channels at a time, otherwise the flattened phase-plane kernel of conv_impl.h
 //               (dw2_plane) per (image, input channel) plane.
@@ -194,6 +195,18 @@ void for_items(int n, int threads, Fn&& body) {
   run_items(n, threads, body);
 }
 
+// ConvShape::algorithm, or PACKPTQ_CONV_ALGORITHM when the shape leaves the choice to auto.
+int forced_algorithm(const ConvShape& s) {
+  if (s.algorithm != 0) return s.algorithm;
+  const char* e = std::getenv("PACKPTQ_CONV_ALGORITHM");
+  if (e == nullptr || *e == 0) return 0;
+  const int code = conv_algorithm_code(e);
+  if (code < 0)
+    fail(ErrorCode::BadOption,
+         std::string("PACKPTQ_CONV_ALGORITHM must be \"auto\", \"gemm\", \"lanes\" or \"rows\", got \"") + e + "\"");
+  return code;
+}
+
 // Planes up to this many outputs take the channels-on-lanes kernel. Measured on the mobilenetv2
 // depthwise layers (AVX2, batch 32, 1 thread): 1.3-2.5x faster on 7x7 and 14x14 outputs, where the
 // plane-at-a-time kernel's fixed per-plane cost dominates; on 28x28 the two are within +-10 %.
@@ -206,11 +219,12 @@ class DirectConv : public PreparedConv {
     g_ = DwGeom{s.H, s.W, s.OH(), s.OW(), s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.dil_h, s.dil_w,
                 s.pad_bottom, s.pad_right};
     const int L = t_->lanes, P = g_.OH * g_.OW;
+    s2_ = use_dw_s2(s, L);
     // Blocks of `lanes` positions must fit in a plane (dw_chan_impl.h); more than 16 lanes would
     // overflow the per-item pointer arrays.
-    chan_ = L <= 16 && s.H * s.W >= L && P >= L && P <= kChanMaxPositions;
+    chan_ = !s2_ && L <= 16 && s.H * s.W >= L && P >= L && P <= kChanMaxPositions;
     if (chan_) make_chan_plan();
-    else flat_ = make_dw2_plan(g_, L, &plan_);
+    else if (!s2_) flat_ = make_dw2_plan(g_, L, &plan_);
     update_weights(w, bias);
   }
   void update_weights(const float* w, const float* bias) override {
@@ -229,11 +243,40 @@ class DirectConv : public PreparedConv {
     }
   }
   void run(const float* x, float* y, int threads, const float* sum) override {
-    if (chan_) run_chan(x, y, threads, sum);
+    if (s2_) run_s2(x, y, threads, sum);
+    else if (chan_) run_chan(x, y, threads, sum);
     else run_planes(x, y, threads, sum);
   }
 
  private:
+  // The stride-2 row kernel (dw_s2_impl.h): 3x3, stride 2, pads 1 at the top and left, one output
+  // channel per input channel, rows narrow enough for two vectors; AVX-512 by itself, any variant
+  // when ConvShape::algorithm or PACKPTQ_CONV_ALGORITHM says "rows". mobilenetv2's 96 channels
+  // 28x28 -> 14x14, one thread: batch 1 11.4 -> 4.3 us, batch 32 399 -> 348 us; 144 channels
+  // 14x14 -> 7x7 3.3 -> 3.2 and 169 -> 138 us (separate kernel timings, best of 5).
+  static bool use_dw_s2(const ConvShape& s, int lanes) {
+    if (!(s.M == s.C && s.KH == 3 && s.KW == 3 && s.stride_h == 2 && s.stride_w == 2 && s.dil_h == 1 &&
+          s.dil_w == 1 && s.pad_top == 1 && s.pad_left == 1 && s.OW() < lanes && s.W < 2 * lanes))
+      return false;
+    const int forced = forced_algorithm(s);
+    return forced == 3 || (forced == 0 && lanes == 16);
+  }
+
+  // Items: equal ranges of the N*C planes (a few per thread), each cut at image boundaries.
+  void run_s2(const float* x, float* y, int threads, const float* sum) {
+    const long planes = (long)s_.N * s_.C, in = (long)s_.H * s_.W, out = (long)g_.OH * g_.OW;
+    const int items = (int)std::min<long>(planes, threads <= 1 ? 1 : 3L * threads);
+    for_items(items, std::max(1, std::min(threads, items)), [&](int, int it) {
+      for (long i = planes * it / items, end = planes * (it + 1) / items; i < end;) {
+        const int c = (int)(i % s_.C);
+        const long n = std::min(end - i, (long)(s_.C - c));
+        t_->dw_s2_planes(g_, x + i * in, w_.data() + (size_t)c * 9, b_.data() + c, y + i * out, (int)n,
+                         sum ? sum + i * out : nullptr, act_.clamp, act_.lo, act_.hi);
+        i += n;
+      }
+    });
+  }
+
   // Padded plane Hp x Wp = (pt + H + pb) x (pl + W + pr): every tap of every output lands in it.
   void make_chan_plan() {
     const int Wp = s_.pad_left + s_.W + s_.pad_right, Hp = s_.pad_top + s_.H + s_.pad_bottom;
@@ -305,7 +348,7 @@ class DirectConv : public PreparedConv {
   Activation act_;
   DwGeom g_;
   Dw2Plan plan_;
-  bool flat_ = false, chan_ = false;
+  bool flat_ = false, chan_ = false, s2_ = false;
   DwcPlan cplan_;
   std::vector<int> in_pos_, out_pos_, tap_pos_;
   long dummy_ = 0;
@@ -699,13 +742,7 @@ bool use_lanes(const ConvShape& s, int lanes) {
   const bool pointwise = s.KH == 1 && s.KW == 1;
   if (!unit || !same || !(p == 1 || pointwise)) return false;
   if (s.columns != 0) return false;
-  int forced = s.algorithm;
-  if (forced == 0) {
-    const char* e = std::getenv("PACKPTQ_CONV_ALGORITHM");
-    forced = e == nullptr || *e == 0 ? 0 : conv_algorithm_code(e);
-    if (forced < 0)
-      fail(ErrorCode::BadOption, std::string("PACKPTQ_CONV_ALGORITHM must be \"auto\", \"gemm\" or \"lanes\", got \"") + e + "\"");
-  }
+  const int forced = forced_algorithm(s);
   if (forced != 0) return forced == 2;
   // By itself only on AVX-512 (AVX-512, Zen 5, resnet20 and vgg batch 1 and 32: 1.2-1.4x faster
   // than the GEMM conv). AVX2's 16 registers hold a tile of at most 12 positions beside the
@@ -730,6 +767,7 @@ int conv_algorithm_code(const char* name) {
   if (std::strcmp(name, "auto") == 0) return 0;
   if (std::strcmp(name, "gemm") == 0) return 1;
   if (std::strcmp(name, "lanes") == 0) return 2;
+  if (std::strcmp(name, "rows") == 0) return 3;
   return -1;
 }
 

@@ -22,10 +22,11 @@ struct ConvShape {
   // Column form of the GEMM conv (conv.cpp use_compact_columns): 0 chooses (or follows
   // PACKPTQ_CONV_COLUMNS), 1 padded super rows, 2 compact valid positions. Tests force each.
   int columns = 0;
-  // Algorithm for 3x3 stride-1 convs with pads 1 and 1x1 stride-1 unpadded ones (conv.cpp
-  // use_lanes): 0 chooses (or follows PACKPTQ_CONV_ALGORITHM), 1 the GEMM conv, 2 output channels
-  // on lanes. A forced column form implies the GEMM conv. Shapes the lanes conv does not take always
-  // run the GEMM (or depthwise) one.
+  // Algorithm where there is a choice (conv.cpp use_lanes, DirectConv::use_dw_s2): 0 chooses (or
+  // follows PACKPTQ_CONV_ALGORITHM); for 3x3 stride-1 pads-1 and 1x1 stride-1 unpadded convs, 1 the
+  // GEMM conv and 2 the lanes conv (output channels on lanes); for narrow depthwise 3x3 stride-2
+  // convs, 3 ("rows") the row kernel, anything else the channels-on-lanes one. A forced column form
+  // implies the GEMM conv. A shape the forced algorithm does not take runs the one it would anyway.
   int algorithm = 0;
   int OH() const { return (H + pad_top + pad_bottom - dil_h * (KH - 1) - 1) / stride_h + 1; }
   int OW() const { return (W + pad_left + pad_right - dil_w * (KW - 1) - 1) / stride_w + 1; }
@@ -48,7 +49,7 @@ struct Activation {
 
 // ConvShape::columns from its name: "auto" 0, "padded" 1, "compact" 2; -1 for anything else.
 int conv_columns_code(const char* name);
-// ConvShape::algorithm from its name: "auto" 0, "gemm" 1, "lanes" 2; -1 for anything else.
+// ConvShape::algorithm from its name: "auto" 0, "gemm" 1, "lanes" 2, "rows" 3; -1 otherwise.
 int conv_algorithm_code(const char* name);
 
 // One call, no preparation: the reference path and the one benchmarks use for "unprepared" numbers.

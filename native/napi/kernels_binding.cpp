@@ -213,7 +213,7 @@ ConvShape shape_arg(const Napi::Value& v) {
   const Napi::Value algo = o.Get("algorithm");
   if (!algo.IsUndefined()) {
     s.algorithm = algo.IsString() ? conv_algorithm_code(algo.As<Napi::String>().Utf8Value().c_str()) : -1;
-    if (s.algorithm < 0) expected("\"auto\", \"gemm\" or \"lanes\"", "shape.algorithm", algo);
+    if (s.algorithm < 0) expected("\"auto\", \"gemm\", \"lanes\" or \"rows\"", "shape.algorithm", algo);
   }
   validate_conv_shape(s);
   return s;

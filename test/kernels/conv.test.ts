@@ -324,8 +324,67 @@ describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
   test('the algorithm name is checked', () => {
     const s = full(LANES_CASES[0][1]);
     const o = operands(s, 2);
-    expect(() => kernels.prepareConv('avx2', { ...s, algorithm: 'winograd' }, o.w, o.bias)).toThrow(/"auto", "gemm" or "lanes" for shape.algorithm/);
-    expect(() => convProgram(s, o.w, o.bias, { algorithm: 'winograd' }, 'avx2', 1)).toThrow(/algorithm must be "auto", "gemm" or "lanes", got "winograd"/);
+    expect(() => kernels.prepareConv('avx2', { ...s, algorithm: 'winograd' }, o.w, o.bias)).toThrow(/"auto", "gemm", "lanes" or "rows" for shape.algorithm/);
+    expect(() => convProgram(s, o.w, o.bias, { algorithm: 'winograd' }, 'avx2', 1)).toThrow(/algorithm must be "auto", "gemm", "lanes" or "rows", got "winograd"/);
+  });
+});
+
+// The stride-2 depthwise row kernel (dw_s2_impl.h: 3x3, stride 2, pads 1 at the top and left,
+// output rows narrower than a vector, input rows narrower than two; by itself on AVX-512): forced
+// on every SIMD variant, 1 and 2 threads. Input widths 1, 2, 7, 13, 14, 15 (AVX2's widest: 15 <
+// 2 x 8) and 28, 31 (AVX-512 only; AVX2 falls back to its usual kernel), heights 1 and odd ones,
+// bottom/right padding 1 or 0, batches of 3 (items cut at image boundaries).
+const ROWS_CASES: [string, Shape][] = ([
+  ['1x1 plane', { N: 2, C: 3, H: 1, W: 1 }],
+  ['2x2', { N: 1, C: 4, H: 2, W: 2 }],
+  ['7x7', { N: 3, C: 5, H: 7, W: 7 }],
+  ['13x13, no bottom/right padding', { N: 1, C: 6, H: 13, W: 13, padBottom: 0, padRight: 0 }],
+  ['14x14, 24 channels, batch 3', { N: 3, C: 24, H: 14, W: 14 }],
+  ['9x15', { N: 1, C: 7, H: 9, W: 15 }],
+  ['28x28, 96 channels (mobilenetv2)', { N: 1, C: 96, H: 28, W: 28 }],
+  ['31x31, no right padding', { N: 2, C: 3, H: 31, W: 31, padRight: 0 }],
+] as [string, Partial<Shape>][]).map(([label, sh]) => [label, {
+  N: 1, C: 1, H: 1, W: 1, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1,
+  ...sh, M: sh.C!, group: sh.C!,
+} as Shape]);
+
+describe('depthwise stride-2 row kernel forced', () => {
+  const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
+  const programIsas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name);
+  test.each(ROWS_CASES)('%s', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 61 + s.W);
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
+    const ref = conv('scalar', s, o.x, o.w, o.bias, 1);
+    const problems: string[] = [];
+    for (const isa of isas)
+      for (const threads of [1, 2]) {
+        const p = kernels.prepareConv(isa, { ...s, algorithm: 'rows' }, o.w, o.bias);
+        const y = new Float32Array(o.ySize).fill(NaN);
+        p.run(o.x, y, threads);
+        const bad = firstBad(y, ref, mag, o.bias, s);
+        if (bad) problems.push(`${isa} threads=${threads}: ${bad}`);
+      }
+    expect(problems).toEqual([]);
+  });
+
+  test.each(ROWS_CASES)('%s, with a residual and Relu / Clip', (_label, shape) => {
+    const s = full(shape);
+    const o = operands(s, s.C * 67 + s.H);
+    const sum = randomArray(o.ySize, rng(s.C * 13 + 7));
+    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
+    const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
+    const problems: string[] = [];
+    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
+      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
+      for (const isa of programIsas)
+        for (const threads of [1, 2]) {
+          const got = convProgram(s, o.w, o.bias, { ...attrs, algorithm: 'rows' }, isa, threads, true).runSync([o.x, sum])[0];
+          const bad = firstBad(got, ref, mag, o.bias, s);
+          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
+        }
+    }
+    expect(problems).toEqual([]);
   });
 });
 
