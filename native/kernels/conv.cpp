@@ -1,7 +1,7 @@
 // Convolution dispatch and the generic (no -march) parts: shape validation, the naive scalar
 // reference, and the two SIMD strategies, which reach vector code only through a KernelTable:
 //   DirectConv  one input channel per group and few outputs each (depthwise): narrow 3x3
-//               stride-2 layers take the row kernel of dw_s2_impl.h (AVX-512); on small planes
+//               stride-1/2 layers take the row kernel of dw_rows_impl.h (AVX-512); on small planes
 //               the channels-on-lanes kernel of dw_chan_impl.h (dwc_group) over `lanes` output
 //               channels at a time, otherwise the flattened phase-plane kernel of conv_impl.h
 //               (dw2_plane) per (image, input channel) plane.
@@ -219,12 +219,12 @@ class DirectConv : public PreparedConv {
     g_ = DwGeom{s.H, s.W, s.OH(), s.OW(), s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.dil_h, s.dil_w,
                 s.pad_bottom, s.pad_right};
     const int L = t_->lanes, P = g_.OH * g_.OW;
-    s2_ = use_dw_s2(s, L);
+    rows_ = use_dw_rows(s, L);
     // Blocks of `lanes` positions must fit in a plane (dw_chan_impl.h); more than 16 lanes would
     // overflow the per-item pointer arrays.
-    chan_ = !s2_ && L <= 16 && s.H * s.W >= L && P >= L && P <= kChanMaxPositions;
+    chan_ = !rows_ && L <= 16 && s.H * s.W >= L && P >= L && P <= kChanMaxPositions;
     if (chan_) make_chan_plan();
-    else if (!s2_) flat_ = make_dw2_plan(g_, L, &plan_);
+    else if (!rows_) flat_ = make_dw2_plan(g_, L, &plan_);
     update_weights(w, bias);
   }
   void update_weights(const float* w, const float* bias) override {
@@ -243,34 +243,39 @@ class DirectConv : public PreparedConv {
     }
   }
   void run(const float* x, float* y, int threads, const float* sum) override {
-    if (s2_) run_s2(x, y, threads, sum);
+    if (rows_) run_rows(x, y, threads, sum);
     else if (chan_) run_chan(x, y, threads, sum);
     else run_planes(x, y, threads, sum);
   }
 
  private:
-  // The stride-2 row kernel (dw_s2_impl.h): 3x3, stride 2, pads 1 at the top and left, one output
-  // channel per input channel, rows narrow enough for two vectors; AVX-512 by itself, any variant
-  // when ConvShape::algorithm or PACKPTQ_CONV_ALGORITHM says "rows". mobilenetv2's 96 channels
-  // 28x28 -> 14x14, one thread: batch 1 11.4 -> 4.3 us, batch 32 399 -> 348 us; 144 channels
-  // 14x14 -> 7x7 3.3 -> 3.2 and 169 -> 138 us (separate kernel timings, best of 5).
-  static bool use_dw_s2(const ConvShape& s, int lanes) {
-    if (!(s.M == s.C && s.KH == 3 && s.KW == 3 && s.stride_h == 2 && s.stride_w == 2 && s.dil_h == 1 &&
-          s.dil_w == 1 && s.pad_top == 1 && s.pad_left == 1 && s.OW() < lanes && s.W < 2 * lanes))
+  // The row kernel (dw_rows_impl.h): 3x3, stride 1 or 2, pads 1 at the top and left, one output
+  // channel per input channel, output rows under a vector, input rows under two; AVX-512 by
+  // itself, any variant when ConvShape::algorithm or PACKPTQ_CONV_ALGORITHM says "rows". Against
+  // the channels-on-lanes kernel, mobilenetv2's layers, one thread (both prepared, alternated):
+  // 96 channels 28x28 -> 14x14 batch 1 11.4 -> 4.3 us, batch 32 416 -> 187 us; 144 channels
+  // 14x14 -> 7x7 batch 32 145 -> 121 us; 144 channels 14x14 stride 1 batch 32 241 -> 202 us.
+  static bool use_dw_rows(const ConvShape& s, int lanes) {
+    const bool stride = (s.stride_h == 1 && s.stride_w == 1) || (s.stride_h == 2 && s.stride_w == 2);
+    if (!(s.M == s.C && s.KH == 3 && s.KW == 3 && stride && s.dil_h == 1 && s.dil_w == 1 && s.pad_top == 1 &&
+          s.pad_left == 1 && s.OW() < lanes && s.W < 2 * lanes))
       return false;
     const int forced = forced_algorithm(s);
-    return forced == 3 || (forced == 0 && lanes == 16);
+    if (forced != 0) return forced == 3;
+    // By itself on AVX-512, and at stride 1 only for rows filling more than half a vector: on 7x7
+    // planes (7 of 16 lanes) the channels-on-lanes kernel stayed faster.
+    return lanes == 16 && (s.stride_w == 2 || 2 * s.OW() > lanes);
   }
 
   // Items: equal ranges of the N*C planes (a few per thread), each cut at image boundaries.
-  void run_s2(const float* x, float* y, int threads, const float* sum) {
+  void run_rows(const float* x, float* y, int threads, const float* sum) {
     const long planes = (long)s_.N * s_.C, in = (long)s_.H * s_.W, out = (long)g_.OH * g_.OW;
     const int items = (int)std::min<long>(planes, threads <= 1 ? 1 : 3L * threads);
     for_items(items, std::max(1, std::min(threads, items)), [&](int, int it) {
       for (long i = planes * it / items, end = planes * (it + 1) / items; i < end;) {
         const int c = (int)(i % s_.C);
         const long n = std::min(end - i, (long)(s_.C - c));
-        t_->dw_s2_planes(g_, x + i * in, w_.data() + (size_t)c * 9, b_.data() + c, y + i * out, (int)n,
+        t_->dw_rows_planes(g_, x + i * in, w_.data() + (size_t)c * 9, b_.data() + c, y + i * out, (int)n,
                          sum ? sum + i * out : nullptr, act_.clamp, act_.lo, act_.hi);
         i += n;
       }
@@ -348,7 +353,7 @@ class DirectConv : public PreparedConv {
   Activation act_;
   DwGeom g_;
   Dw2Plan plan_;
-  bool flat_ = false, chan_ = false, s2_ = false;
+  bool flat_ = false, chan_ = false, rows_ = false;
   DwcPlan cplan_;
   std::vector<int> in_pos_, out_pos_, tap_pos_;
   long dummy_ = 0;

@@ -24,7 +24,7 @@ struct ConvShape {
   int columns = 0;
   // Algorithm where there is a choice (conv.cpp use_lanes, DirectConv::use_dw_s2): 0 chooses (or
   // follows PACKPTQ_CONV_ALGORITHM); for 3x3 stride-1 pads-1 and 1x1 stride-1 unpadded convs, 1 the
-  // GEMM conv and 2 the lanes conv (output channels on lanes); for narrow depthwise 3x3 stride-2
+  // GEMM conv and 2 the lanes conv (output channels on lanes); for narrow depthwise 3x3 stride-1/2
   // convs, 3 ("rows") the row kernel, anything else the channels-on-lanes one. A forced column form
   // implies the GEMM conv. A shape the forced algorithm does not take runs the one it would anyway.
   int algorithm = 0;

@@ -7,7 +7,7 @@
 #include "kernels/conv_lanes_impl.h"
 #include "kernels/dot_windows_impl.h"
 #include "kernels/dw_chan_impl.h"
-#include "kernels/dw_s2_impl.h"
+#include "kernels/dw_rows_impl.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/variants.h"
 
@@ -55,7 +55,7 @@ extern const KernelTable kAvx512Table = {
     simd::layer_norm_rows<Cfg::W>,
     simd::lanes_item<Cfg::W>,
     simd::lanes_rows<Cfg::W>,
-    simd::dw_s2_planes<Cfg::W>,
+    simd::dw_rows_planes<Cfg::W>,
 };
 
 }  // namespace packptq

@@ -146,11 +146,11 @@ struct KernelTable {
   // 3x3 stride-1 "same" convolution with output channels on the lanes (conv_lanes_impl.h).
   void (*lanes_item)(const LanesItem& item);
   int (*lanes_rows)(int taps, int nb, int H, int W);
-  // Depthwise 3x3 stride 2 pads 1 (top, left) with OW < lanes and W < 2*lanes (dw_s2_impl.h), over
-  // `planes` consecutive channels: plane c is x + c*H*W -> y + c*OH*OW with taps w + c*9 and
-  // bias[c]; sum (optional) shaped like y.
-  void (*dw_s2_planes)(const DwGeom& g, const float* x, const float* w, const float* bias, float* y, int planes,
-                       const float* sum, bool clamp, float lo, float hi);
+  // Depthwise 3x3, stride 1 or 2 (both ways the same), pads 1 (top, left), OW < lanes and
+  // W < 2*lanes (dw_rows_impl.h), over `planes` consecutive channels: plane c is x + c*H*W ->
+  // y + c*OH*OW with taps w + c*9 and bias[c]; sum (optional) shaped like y.
+  void (*dw_rows_planes)(const DwGeom& g, const float* x, const float* w, const float* bias, float* y, int planes,
+                         const float* sum, bool clamp, float lo, float hi);
 };
 
 // nullptr for Scalar (the reference has no table) and for a variant this CPU cannot run.

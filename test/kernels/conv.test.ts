@@ -280,7 +280,6 @@ LANES_CASES.push(...([
 
 describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
   const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
-  const programIsas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name);  // Programs take real ISAs
   test.each(LANES_CASES)('%s', (_label, shape) => {
     const s = full(shape);
     const o = operands(s, s.C * 59 + s.M * 3 + s.W);
@@ -302,24 +301,8 @@ describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
   });
 
   // The fused residual and activations, in a one-op Program: act(conv + bias + sum).
-  test.each(LANES_CASES.filter(([, sh]) => [1, 7, 17, 28, 45].includes(sh.W)))('%s, with a residual and Relu / Clip', (_label, shape) => {
-    const s = full(shape);
-    const o = operands(s, s.C * 43 + s.M);
-    const sum = randomArray(o.ySize, rng(s.M * 11 + 5));
-    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
-    const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
-    const problems: string[] = [];
-    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
-      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
-      for (const isa of programIsas)
-        for (const threads of [1, 2]) {
-          const got = convProgram(s, o.w, o.bias, { ...attrs, algorithm: 'lanes' }, isa, threads, true).runSync([o.x, sum])[0];
-          const bad = firstBad(got, ref, mag, o.bias, s);
-          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
-        }
-    }
-    expect(problems).toEqual([]);
-  });
+  test.each(LANES_CASES.filter(([, sh]) => [1, 7, 17, 28, 45].includes(sh.W)))('%s, with a residual and Relu / Clip', (_label, shape) =>
+    expect(fusedResidualProblems(full(shape), 'lanes', shape.C * 43 + shape.M)).toEqual([]));
 
   test('the algorithm name is checked', () => {
     const s = full(LANES_CASES[0][1]);
@@ -329,28 +312,31 @@ describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
   });
 });
 
-// The stride-2 depthwise row kernel (dw_s2_impl.h: 3x3, stride 2, pads 1 at the top and left,
+// The depthwise row kernel (dw_rows_impl.h: 3x3, stride 1 or 2, pads 1 at the top and left,
 // output rows narrower than a vector, input rows narrower than two; by itself on AVX-512): forced
-// on every SIMD variant, 1 and 2 threads. Input widths 1, 2, 7, 13, 14, 15 (AVX2's widest: 15 <
-// 2 x 8) and 28, 31 (AVX-512 only; AVX2 falls back to its usual kernel), heights 1 and odd ones,
-// bottom/right padding 1 or 0, batches of 3 (items cut at image boundaries).
+// on every SIMD variant, 1 and 2 threads. Input widths 1 to 31 (AVX2 takes outputs up to 7 wide;
+// wider ones fall back to its usual kernel there), heights 1 and odd ones, bottom/right padding 1
+// or 0, batches of 3 (items cut at image boundaries).
 const ROWS_CASES: [string, Shape][] = ([
-  ['1x1 plane', { N: 2, C: 3, H: 1, W: 1 }],
-  ['2x2', { N: 1, C: 4, H: 2, W: 2 }],
-  ['7x7', { N: 3, C: 5, H: 7, W: 7 }],
-  ['13x13, no bottom/right padding', { N: 1, C: 6, H: 13, W: 13, padBottom: 0, padRight: 0 }],
-  ['14x14, 24 channels, batch 3', { N: 3, C: 24, H: 14, W: 14 }],
-  ['9x15', { N: 1, C: 7, H: 9, W: 15 }],
-  ['28x28, 96 channels (mobilenetv2)', { N: 1, C: 96, H: 28, W: 28 }],
-  ['31x31, no right padding', { N: 2, C: 3, H: 31, W: 31, padRight: 0 }],
+  ['stride 2, 1x1 plane', { N: 2, C: 3, H: 1, W: 1 }],
+  ['stride 2, 2x2', { N: 1, C: 4, H: 2, W: 2 }],
+  ['stride 2, 7x7', { N: 3, C: 5, H: 7, W: 7 }],
+  ['stride 2, 13x13, no bottom/right padding', { N: 1, C: 6, H: 13, W: 13, padBottom: 0, padRight: 0 }],
+  ['stride 2, 14x14, 24 channels, batch 3', { N: 3, C: 24, H: 14, W: 14 }],
+  ['stride 2, 9x15', { N: 1, C: 7, H: 9, W: 15 }],
+  ['stride 2, 28x28, 96 channels (mobilenetv2)', { N: 1, C: 96, H: 28, W: 28 }],
+  ['stride 2, 31x31, no right padding', { N: 2, C: 3, H: 31, W: 31, padRight: 0 }],
+  ['stride 1, 1x1 plane', { N: 1, C: 2, H: 1, W: 1, strideH: 1, strideW: 1 }],
+  ['stride 1, 5x7, no bottom padding', { N: 2, C: 9, H: 5, W: 7, strideH: 1, strideW: 1, padBottom: 0 }],
+  ['stride 1, 14x14, 144 channels (mobilenetv2)', { N: 1, C: 144, H: 14, W: 14, strideH: 1, strideW: 1 }],
+  ['stride 1, 11x15, no right padding, batch 3', { N: 3, C: 4, H: 11, W: 15, strideH: 1, strideW: 1, padRight: 0 }],
 ] as [string, Partial<Shape>][]).map(([label, sh]) => [label, {
   N: 1, C: 1, H: 1, W: 1, KH: 3, KW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1,
   ...sh, M: sh.C!, group: sh.C!,
 } as Shape]);
 
-describe('depthwise stride-2 row kernel forced', () => {
+describe('depthwise row kernel forced', () => {
   const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
-  const programIsas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name);
   test.each(ROWS_CASES)('%s', (_label, shape) => {
     const s = full(shape);
     const o = operands(s, s.C * 61 + s.W);
@@ -368,24 +354,8 @@ describe('depthwise stride-2 row kernel forced', () => {
     expect(problems).toEqual([]);
   });
 
-  test.each(ROWS_CASES)('%s, with a residual and Relu / Clip', (_label, shape) => {
-    const s = full(shape);
-    const o = operands(s, s.C * 67 + s.H);
-    const sum = randomArray(o.ySize, rng(s.C * 13 + 7));
-    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
-    const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
-    const problems: string[] = [];
-    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
-      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
-      for (const isa of programIsas)
-        for (const threads of [1, 2]) {
-          const got = convProgram(s, o.w, o.bias, { ...attrs, algorithm: 'rows' }, isa, threads, true).runSync([o.x, sum])[0];
-          const bad = firstBad(got, ref, mag, o.bias, s);
-          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
-        }
-    }
-    expect(problems).toEqual([]);
-  });
+  test.each(ROWS_CASES)('%s, with a residual and Relu / Clip', (_label, shape) =>
+    expect(fusedResidualProblems(full(shape), 'rows', shape.C * 67 + shape.H)).toEqual([]));
 });
 
 describe('conv2d argument checking', () => {
@@ -480,6 +450,28 @@ function convProgram(s: Required<Shape>, w: Float32Array, bias: Float32Array, at
     isa, threads,
   };
   return new NativeProgram(desc, 'fused conv test');
+}
+
+// act(conv + bias + sum) from a one-op Program with the conv's algorithm forced, on the real
+// ISAs (Programs take no test-only variant) and 1 and 2 threads, against the reference plus the
+// residual, then the clamp; the problems found.
+function fusedResidualProblems(s: Required<Shape>, algorithm: string, seed: number): string[] {
+  const isas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name);
+  const o = operands(s, seed);
+  const sum = randomArray(o.ySize, rng(seed * 7 + 5));
+  const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
+  const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
+  const problems: string[] = [];
+  for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
+    const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
+    for (const isa of isas)
+      for (const threads of [1, 2]) {
+        const got = convProgram(s, o.w, o.bias, { ...attrs, algorithm }, isa, threads, true).runSync([o.x, sum])[0];
+        const bad = firstBad(got, ref, mag, o.bias, s);
+        if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
+      }
+  }
+  return problems;
 }
 
 describe('fused conv epilogue (bias + Relu / Clip) vs the scalar reference then the clamp', () => {

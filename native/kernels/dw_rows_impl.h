@@ -1,12 +1,13 @@
-// Depthwise 3x3 stride-2 convolution with pads 1 on narrow planes (input width W < 2*lanes, output
-// width < lanes), one output row per vector, straight from the NCHW plane.
+// Depthwise 3x3 convolution, stride 1 or 2, pads 1 at the top and left, on narrow planes (output
+// width < lanes, input width < 2*lanes): one output row per vector, straight from the NCHW plane.
 //
-// Why: the channels-on-lanes kernel (dw_chan_impl.h) first transposes the whole input of 16
-// planes into its scratch: on a stride-2 layer that is four input positions per output, and
-// mobilenetv2's 28x28 -> 14x14 layer took twice onnxruntime's time. Here each valid input row is
-// read as two masked vectors (input columns -1 .. 2*lanes - 2, lanes outside the image zero) and
-// one two-source shuffle per tap column picks columns 2*ow - 1 + kw for every output column ow:
-// three shuffles and three FMAs per input row, no scratch.
+// Why: the channels-on-lanes kernel (dw_chan_impl.h) transposes the input of 16 planes into its
+// scratch and the outputs back, more shuffles than FMAs (and on a stride-2 layer four input
+// positions per output: mobilenetv2's 28x28 -> 14x14 layer took twice onnxruntime's time). Here
+// each valid input row is read as two masked vectors (input columns -1 .. 2*lanes - 2, lanes
+// outside the image zero), and one two-source shuffle per tap column picks input column
+// S*ow - 1 + kw for every output column ow: three shuffles and three FMAs per kernel row, no
+// scratch, no transpose.
 //
 // Written once over the vector width, instantiated in the *_avx2.cpp / *_avx512.cpp files.
 #pragma once
@@ -28,20 +29,20 @@ inline typename VecOf<W>::type shift_up1(typename VecOf<W>::type v, typename Vec
   return __builtin_shuffle(v, z, I{(Is == 0 ? W : Is - 1)...});
 }
 
-template <int W, int OFF, int... Is>
+template <int W, int S, int OFF, int... Is>
 inline typename VecOf<W>::type pick2(typename VecOf<W>::type a, typename VecOf<W>::type b,
                                      std::integer_sequence<int, Is...>) {
   using I = typename IVecOf<W>::type;
-  // Lane ow takes element 2*ow + OFF of the concatenation [a, b] (capped at 2W - 1: lanes past
+  // Lane ow takes element S*ow + OFF of the concatenation [a, b] (capped at 2W - 1: lanes past
   // the output width are never stored).
-  return __builtin_shuffle(a, b, I{(2 * Is + OFF < 2 * W ? 2 * Is + OFF : 2 * W - 1)...});
+  return __builtin_shuffle(a, b, I{(S * Is + OFF < 2 * W ? S * Is + OFF : 2 * W - 1)...});
 }
 
 // `planes` consecutive planes (plane c: x + c*H*Wd -> y + c*OH*OW, taps w + c*9, bias[c]);
 // sum (optional) shaped like y.
-template <int W>
-void dw_s2_planes(const DwGeom& g, const float* x, const float* w, const float* bias, float* y, int planes,
-                  const float* sum, bool clamp, float lo, float hi) {
+template <int W, int S>
+void dw_rows_stride(const DwGeom& g, const float* x, const float* w, const float* bias, float* y, int planes,
+                    const float* sum, bool clamp, float lo, float hi) {
   using V = typename VecOf<W>::type;
   using Seq = std::make_integer_sequence<int, W>;
   const int H = g.H, Wd = g.W, OH = g.OH, OW = g.OW;
@@ -58,15 +59,15 @@ void dw_s2_planes(const DwGeom& g, const float* x, const float* w, const float* 
       V acc[3] = {bv, V{}, V{}};
 #pragma GCC unroll 3
       for (int kh = 0; kh < 3; ++kh) {
-        const int iy = 2 * oy - 1 + kh;
+        const int iy = S * oy - 1 + kh;
         if (iy < 0 || iy >= H) continue;
         const float* row = xc + (long)iy * Wd;
         // a: lane 0 is the padding column, lanes 1 .. a_hi-1 hold columns 0 .. a_hi-2.
         V a = shift_up1<W>(load_first<W>(row, a_hi - 1), V{}, Seq{});
         V b = b_hi > 0 ? load_first<W>(row + W - 1, b_hi) : V{};
-        acc[kh] += pick2<W, 0>(a, b, Seq{}) * wv[kh * 3];
-        acc[kh] += pick2<W, 1>(a, b, Seq{}) * wv[kh * 3 + 1];
-        acc[kh] += pick2<W, 2>(a, b, Seq{}) * wv[kh * 3 + 2];
+        acc[kh] += pick2<W, S, 0>(a, b, Seq{}) * wv[kh * 3];
+        acc[kh] += pick2<W, S, 1>(a, b, Seq{}) * wv[kh * 3 + 1];
+        acc[kh] += pick2<W, S, 2>(a, b, Seq{}) * wv[kh * 3 + 2];
       }
       V v = acc[0] + acc[1] + acc[2];
       const long off = (long)oy * OW;
@@ -75,6 +76,13 @@ void dw_s2_planes(const DwGeom& g, const float* x, const float* w, const float* 
       store_first<W>(yc + off, v, OW);
     }
   }
+}
+
+template <int W>
+void dw_rows_planes(const DwGeom& g, const float* x, const float* w, const float* bias, float* y, int planes,
+                    const float* sum, bool clamp, float lo, float hi) {
+  if (g.sw == 1) dw_rows_stride<W, 1>(g, x, w, bias, y, planes, sum, clamp, lo, hi);
+  else dw_rows_stride<W, 2>(g, x, w, bias, y, planes, sum, clamp, lo, hi);
 }
 
 }  // namespace
