@@ -302,7 +302,7 @@ describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
 
   // The fused residual and activations, in a one-op Program: act(conv + bias + sum).
   test.each(LANES_CASES.filter(([, sh]) => [1, 7, 17, 28, 45].includes(sh.W)))('%s, with a residual and Relu / Clip', (_label, shape) =>
-    expect(fusedResidualProblems(full(shape), 'lanes', shape.C * 43 + shape.M)).toEqual([]));
+    expect(fusedResidualProblems(full(shape), { algorithm: 'lanes' }, shape.C * 43 + shape.M)).toEqual([]));
 
   test('the algorithm name is checked', () => {
     const s = full(LANES_CASES[0][1]);
@@ -355,7 +355,7 @@ describe('depthwise row kernel forced', () => {
   });
 
   test.each(ROWS_CASES)('%s, with a residual and Relu / Clip', (_label, shape) =>
-    expect(fusedResidualProblems(full(shape), 'rows', shape.C * 67 + shape.H)).toEqual([]));
+    expect(fusedResidualProblems(full(shape), { algorithm: 'rows' }, shape.C * 67 + shape.H)).toEqual([]));
 });
 
 describe('conv2d argument checking', () => {
@@ -452,21 +452,21 @@ function convProgram(s: Required<Shape>, w: Float32Array, bias: Float32Array, at
   return new NativeProgram(desc, 'fused conv test');
 }
 
-// act(conv + bias + sum) from a one-op Program with the conv's algorithm forced, on the real
-// ISAs (Programs take no test-only variant) and 1 and 2 threads, against the reference plus the
-// residual, then the clamp; the problems found.
-function fusedResidualProblems(s: Required<Shape>, algorithm: string, seed: number): string[] {
-  const isas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name);
+// act(conv + bias + sum) from a one-op Program (extra attributes `attrs`, e.g. a forced algorithm)
+// on `isas` (default: the real SIMD ones; Programs take no test-only variant) and 1 and 2
+// threads, against the reference plus the residual, then the clamp; the problems found.
+function fusedResidualProblems(s: Required<Shape>, attrs: Record<string, string>, seed: number, sumSeed = seed * 7 + 5,
+  isas = simdVariants.filter((v) => v.supported && !v.testOnly).map((v) => v.name)): string[] {
   const o = operands(s, seed);
-  const sum = randomArray(o.ySize, rng(seed * 7 + 5));
+  const sum = randomArray(o.ySize, rng(sumSeed));
   const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
   const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
   const problems: string[] = [];
-  for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
+  for (const [name, act, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
     const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
     for (const isa of isas)
       for (const threads of [1, 2]) {
-        const got = convProgram(s, o.w, o.bias, { ...attrs, algorithm }, isa, threads, true).runSync([o.x, sum])[0];
+        const got = convProgram(s, o.w, o.bias, { ...act, ...attrs }, isa, threads, true).runSync([o.x, sum])[0];
         const bad = firstBad(got, ref, mag, o.bias, s);
         if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
       }
@@ -499,21 +499,7 @@ describe('fused conv epilogue (bias + Relu / Clip) vs the scalar reference then 
   // depthwise after each item), compared with the reference plus the residual, then the clamp.
   test.each(FUSED_CASES)('%s, with a residual', (_label, shape) => {
     const s = full(shape);
-    const o = operands(s, s.C * 37 + s.M);
-    const sum = randomArray(o.ySize, rng(s.M * 7 + 1));
-    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1).map((v, i) => v + Math.abs(sum[i]));
-    const raw = conv('scalar', s, o.x, o.w, o.bias, 1).map((v, i) => Math.fround(v + sum[i]));
-    const problems: string[] = [];
-    for (const [name, attrs, lo, hi] of [...ACTS, ['none', {}, -Infinity, Infinity] as const]) {
-      const ref = raw.map((v) => Math.min(Math.max(v, lo), hi));
-      for (const isa of isas)
-        for (const threads of [1, 2]) {
-          const got = convProgram(s, o.w, o.bias, attrs, isa, threads, true).runSync([o.x, sum])[0];
-          const bad = firstBad(got, ref, mag, o.bias, s);
-          if (bad) problems.push(`${name} ${isa} threads=${threads}: ${bad}`);
-        }
-    }
-    expect(problems).toEqual([]);
+    expect(fusedResidualProblems(s, {}, s.C * 37 + s.M, s.M * 7 + 1, isas)).toEqual([]);
   });
 
   // The same with the GEMM conv's column form forced (the internal `columns` attribute): compact
