@@ -88,6 +88,18 @@ struct LanesTileArgs {
   float lo, hi;
 };
 
+// Every accumulator of the tile starts from its channels' bias.
+template <int W, int NB, int P>
+inline void lanes_init(const LanesTileArgs& a, typename VecOf<W>::type (&acc)[NB][P]) {
+  using V = typename VecOf<W>::type;
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) {
+    const V bv = loadu<V>(a.bias + b * W);
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p) acc[b][p] = bv;
+  }
+}
+
 // The tile's NB*W channels x P positions (from plane offset `at`) to y: W x W transposes, then
 // per channel the residual, the clamp and one (masked) store of its P outputs.
 template <int W, int NB, int P>
@@ -122,12 +134,7 @@ void lanes_tile(const LanesTileArgs& a, int oy, int ox0) {
   using V = typename VecOf<W>::type;
   constexpr int G = NB * W;
   V acc[NB][P];
-#pragma GCC unroll 4
-  for (int b = 0; b < NB; ++b) {
-    const V bv = loadu<V>(a.bias + b * W);
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p) acc[b][p] = bv;
-  }
+  lanes_init<W, NB, P>(a, acc);
   const int ky0 = oy == 0 ? 1 : 0, ky1 = oy == a.H - 1 ? 2 : 3;
   for (int c = 0; c < a.C; ++c) {
     for (int ky = ky0; ky < ky1; ++ky) {
@@ -163,12 +170,7 @@ void lanes_tile_1x1(const LanesTileArgs& a, int, int p0) {
   using V = typename VecOf<W>::type;
   constexpr int G = NB * W;
   V acc[NB][P];
-#pragma GCC unroll 4
-  for (int b = 0; b < NB; ++b) {
-    const V bv = loadu<V>(a.bias + b * W);
-#pragma GCC unroll 32
-    for (int p = 0; p < P; ++p) acc[b][p] = bv;
-  }
+  lanes_init<W, NB, P>(a, acc);
   for (int c = 0; c < a.C; ++c) {
     const float* row = a.x + c * a.HW + p0;
     V wv[NB];

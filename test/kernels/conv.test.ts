@@ -223,25 +223,32 @@ describe.each(simdVariants.map((v) => [v.name, v] as const))('%s conv2d vs the s
 // ("compact", B packed run by run; the default when M > 64 over 256+ positions per image
 // group). shape.columns forces each form, so both run over every GEMM-conv case (not depthwise) on 1 and 2 threads (batch 1 on two threads
 // splits the columns into chunks; the residual per chunk is covered through the fused tests below).
-describe.each(['padded', 'compact'])('conv columns forced %s', (columns) => {
-  const gemmCases = CASES.filter(([, sh]) => (sh.group ?? 1) === 1 || sh.C / (sh.group ?? 1) > 1);
+// A prepared conv with `extra` shape fields forcing a path, on every SIMD variant the CPU runs
+// (test-only ones included) and 1 and 2 threads, against the scalar reference, with the bias and,
+// when `noBias`, also without it; the problems found.
+function forcedProblems(s: Required<Shape>, extra: Record<string, string>, seed: number, noBias = false): string[] {
   const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
-  test.each(gemmCases)('%s', (_label, shape) => {
-    const s = full(shape);
-    const o = operands(s, s.C * 53 + s.M * 7 + s.W);
-    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
-    const ref = conv('scalar', s, o.x, o.w, o.bias, 1);
-    const problems: string[] = [];
-    for (const isa of isas)
-      for (const threads of [1, 2]) {
-        const p = kernels.prepareConv(isa, { ...s, columns }, o.w, o.bias);
+  const o = operands(s, seed);
+  const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
+  const cases: [Float32Array | null, Float32Array][] = [[o.bias, conv('scalar', s, o.x, o.w, o.bias, 1)]];
+  if (noBias) cases.push([null, conv('scalar', s, o.x, o.w, null, 1)]);
+  const problems: string[] = [];
+  for (const isa of isas)
+    for (const threads of [1, 2])
+      for (const [bias, want] of cases) {
+        const p = kernels.prepareConv(isa, { ...s, ...extra }, o.w, bias);
         const y = new Float32Array(o.ySize).fill(NaN);
         p.run(o.x, y, threads);
-        const bad = firstBad(y, ref, mag, o.bias, s);
-        if (bad) problems.push(`${isa} threads=${threads}: ${bad}`);
+        const bad = firstBad(y, want, mag, bias, s);
+        if (bad) problems.push(`${isa} threads=${threads}${noBias ? ` bias=${bias !== null}` : ''}: ${bad}`);
       }
-    expect(problems).toEqual([]);
-  });
+  return problems;
+}
+
+describe.each(['padded', 'compact'])('conv columns forced %s', (columns) => {
+  const gemmCases = CASES.filter(([, sh]) => (sh.group ?? 1) === 1 || sh.C / (sh.group ?? 1) > 1);
+  test.each(gemmCases)('%s', (_label, shape) =>
+    expect(forcedProblems(full(shape), { columns }, shape.C * 53 + shape.M * 7 + shape.W)).toEqual([]));
 });
 
 // The lanes conv (conv_lanes_impl.h: 3x3 stride 1 pads 1 and 1x1, output channels on the lanes,
@@ -279,26 +286,8 @@ LANES_CASES.push(...([
 ] as [string, Shape][]));
 
 describe('lanes conv forced (3x3 stride 1 pads 1, channels on lanes)', () => {
-  const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
-  test.each(LANES_CASES)('%s', (_label, shape) => {
-    const s = full(shape);
-    const o = operands(s, s.C * 59 + s.M * 3 + s.W);
-    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
-    const ref = conv('scalar', s, o.x, o.w, o.bias, 1);
-    const refNoBias = conv('scalar', s, o.x, o.w, null, 1);
-    const problems: string[] = [];
-    for (const isa of isas)
-      for (const threads of [1, 2]) {
-        for (const [bias, want] of [[o.bias, ref], [null, refNoBias]] as const) {
-          const p = kernels.prepareConv(isa, { ...s, algorithm: 'lanes' }, o.w, bias);
-          const y = new Float32Array(o.ySize).fill(NaN);
-          p.run(o.x, y, threads);
-          const bad = firstBad(y, want, mag, bias, s);
-          if (bad) problems.push(`${isa} threads=${threads} bias=${bias !== null}: ${bad}`);
-        }
-      }
-    expect(problems).toEqual([]);
-  });
+  test.each(LANES_CASES)('%s', (_label, shape) =>
+    expect(forcedProblems(full(shape), { algorithm: 'lanes' }, shape.C * 59 + shape.M * 3 + shape.W, true)).toEqual([]));
 
   // The fused residual and activations, in a one-op Program: act(conv + bias + sum).
   test.each(LANES_CASES.filter(([, sh]) => [1, 7, 17, 28, 45].includes(sh.W)))('%s, with a residual and Relu / Clip', (_label, shape) =>
@@ -336,23 +325,8 @@ const ROWS_CASES: [string, Shape][] = ([
 } as Shape]);
 
 describe('depthwise row kernel forced', () => {
-  const isas = simdVariants.filter((v) => !skipReason(v)).map((v) => v.name);
-  test.each(ROWS_CASES)('%s', (_label, shape) => {
-    const s = full(shape);
-    const o = operands(s, s.C * 61 + s.W);
-    const mag = conv('scalar', s, o.x.map(Math.abs), o.w.map(Math.abs), null, 1);
-    const ref = conv('scalar', s, o.x, o.w, o.bias, 1);
-    const problems: string[] = [];
-    for (const isa of isas)
-      for (const threads of [1, 2]) {
-        const p = kernels.prepareConv(isa, { ...s, algorithm: 'rows' }, o.w, o.bias);
-        const y = new Float32Array(o.ySize).fill(NaN);
-        p.run(o.x, y, threads);
-        const bad = firstBad(y, ref, mag, o.bias, s);
-        if (bad) problems.push(`${isa} threads=${threads}: ${bad}`);
-      }
-    expect(problems).toEqual([]);
-  });
+  test.each(ROWS_CASES)('%s', (_label, shape) =>
+    expect(forcedProblems(full(shape), { algorithm: 'rows' }, shape.C * 61 + shape.W)).toEqual([]));
 
   test.each(ROWS_CASES)('%s, with a residual and Relu / Clip', (_label, shape) =>
     expect(fusedResidualProblems(full(shape), { algorithm: 'rows' }, shape.C * 67 + shape.H)).toEqual([]));
